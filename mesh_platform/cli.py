@@ -1,0 +1,158 @@
+"""`mesh`: seed landing data, materialize every product, show their status, start the UI."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from mesh_platform.deployment import Settings
+
+FEDERATION = "federation"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="mesh", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    seed = sub.add_parser("seed", help="generate deterministic landing data for the three domains")
+    seed.add_argument("--customers", type=int, default=10_000)
+    seed.add_argument("--seed", type=int, default=7)
+    mat = sub.add_parser("materialize", help="run every product through real Dagster runs")
+    mat.add_argument("locations", nargs="*", help="code locations (default: all, domains first)")
+    run = sub.add_parser("run", help="materialize one code location in this process")
+    run.add_argument("location")
+    sub.add_parser("status", help="show every product's published state and checks")
+    ui = sub.add_parser("ui", help="start the Dagster UI on 127.0.0.1")
+    ui.add_argument("--port", type=int, default=3000)
+    args = parser.parse_args(argv)
+
+    settings = Settings.from_env()
+    os.environ["DAGSTER_HOME"] = str(settings.dagster_home)
+    settings.dagster_home.mkdir(parents=True, exist_ok=True)
+    return {
+        "seed": lambda: _seed(settings, args.customers, args.seed),
+        "materialize": lambda: _materialize(args.locations),
+        "run": lambda: _run(args.location),
+        "status": lambda: _status(settings),
+        "ui": lambda: _ui(args.port),
+    }[args.command]()
+
+
+def _seed(settings: Settings, customers: int, seed: int) -> int:
+    from mesh_platform.seed import generate_landing
+
+    start = time.perf_counter()
+
+    def progress(dataset: str, done: int, total: int) -> None:
+        print(f"\r  {dataset:<18} {done:>10,}/{total:,} customers", end="", flush=True)
+        if done == total:
+            print()
+
+    print(f"seeding {customers:,} customers (seed {seed}) into {settings.landing}")
+    counts = generate_landing(settings.landing, customers, seed, progress)
+    for dataset, rows in counts.items():
+        print(f"  {dataset:<18} {rows:>12,} rows")
+    print(f"seeded in {time.perf_counter() - start:.1f}s")
+    return 0
+
+
+def _materialize(names: list[str]) -> int:
+    """Domains in parallel, each in its own process as separate deployments would; then the
+    federated products, which read what the domains just published."""
+    from mesh_platform.workspace import locations
+
+    known = locations()
+    names = names or list(known)
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        print(f"unknown code locations {unknown}; known: {list(known)}", file=sys.stderr)
+        return 2
+    import dagster as dg
+
+    # Create the instance's storage once here: concurrent first-time migrations race.
+    dg.DagsterInstance.get().dispose()
+    waves = [[n for n in names if n != FEDERATION], [n for n in names if n == FEDERATION]]
+    for wave in filter(None, waves):
+        started = {}
+        for name in wave:
+            print(f"  {name:<12} materializing ...", flush=True)
+            started[name] = (
+                time.perf_counter(),
+                subprocess.Popen(
+                    [sys.executable, "-m", "mesh_platform.cli", "run", name],
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    text=True,
+                ),
+            )
+        failed = []
+        for name, (start, proc) in started.items():
+            output, _ = proc.communicate()
+            took = time.perf_counter() - start
+            if proc.returncode == 0:
+                print(f"  {name:<12} done in {took:.1f}s: {output.strip().splitlines()[-1]}")
+            else:
+                failed.append(name)
+                print(f"  {name:<12} FAILED after {took:.1f}s\n{output}", file=sys.stderr)
+        if failed:
+            return 1
+    return 0
+
+
+def _run(location: str) -> int:
+    import dagster as dg
+
+    from mesh_platform.workspace import materialize
+
+    with dg.DagsterInstance.get() as instance:
+        result = materialize(location, instance)
+    if not result.success:
+        for event in result.all_events:
+            if event.is_step_failure:
+                print(event.step_failure_data.error.message, file=sys.stderr)
+        return 1
+    published = [e.asset_key.to_user_string() for e in result.get_asset_materialization_events()]
+    print(f"run {result.run_id[:8]} published {', '.join(published) or 'nothing'}")
+    return 0
+
+
+def _status(settings: Settings) -> int:
+    import dagster as dg
+
+    from mesh_platform.status import product_status
+
+    with dg.DagsterInstance.get() as instance:
+        rows = product_status(settings, instance)
+    header = ("domain", "product", "owner", "version", "rows", "last published", "checks")
+    table = [header] + [
+        (
+            r.domain, r.product, r.owner, r.contract_version,
+            f"{r.rows:,}" if r.rows is not None else "-",
+            datetime.fromtimestamp(r.published_ms / 1000, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+            if r.published_ms else "never",
+            r.checks,
+        )
+        for r in rows
+    ]
+    widths = [max(len(str(row[i])) for row in table) for i in range(len(header))]
+    for row in table:
+        print("  ".join(str(v).ljust(w) for v, w in zip(row, widths)).rstrip())
+    return 0
+
+
+def _ui(port: int) -> int:
+    from mesh_platform.workspace import WORKSPACE
+
+    dagster = Path(sys.executable).with_name("dagster")
+    cmd = [str(dagster), "dev", "-w", str(WORKSPACE), "-h", "127.0.0.1", "-p", str(port)]
+    print(f"Dagster UI on http://127.0.0.1:{port} (Ctrl-C stops it and everything it started)")
+    # dagster dev takes over: Ctrl-C reaches it directly and it stops its own processes.
+    os.execv(cmd[0], cmd)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,345 @@
+"""Open Data Contract Standard (v3) files, read into what the platform needs.
+
+A contract is validated twice: against the standard's own JSON schema (so a file that is not
+ODCS fails with the standard's field path), then for what the mesh needs to build a product
+from it (an owner, a DuckDB physical type per column, quality rules it knows how to run).
+Every error names the file and the field at fault.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from dataclasses import dataclass
+from datetime import timedelta
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ContractError(ValueError):
+    def __init__(self, path: Path | str, field: str, message: str):
+        self.path, self.field = str(path), field
+        super().__init__(f"{path}: {field}: {message}")
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    logical_type: str
+    physical_type: str  # a DuckDB type: what the product's SQL must produce
+    description: str = ""
+    required: bool = False
+    unique: bool = False
+    primary_key: bool = False
+    classification: str | None = None
+
+
+@dataclass(frozen=True)
+class QualityRule:
+    """One contract quality rule, turned into one Dagster asset check."""
+
+    name: str
+    engine: str  # "great_expectations" (run on the output) or "sql" (run by DuckDB)
+    column: str | None
+    expectation: str | None  # GX expectation type, for engine great_expectations
+    kwargs: tuple[tuple[str, Any], ...]
+    query: str | None  # for engine sql: returns one number
+    bounds: tuple[tuple[str, Any], ...]  # the ODCS mustBe... operators, for engine sql
+    blocking: bool
+    description: str
+
+
+@dataclass(frozen=True)
+class Contract:
+    path: Path
+    domain: str
+    name: str
+    version: str
+    status: str
+    description: str
+    team: str
+    columns: tuple[Column, ...]
+    rules: tuple[QualityRule, ...]
+    freshness: timedelta | None
+    readers: tuple[str, ...]
+    tags: tuple[str, ...]
+    server_format: str | None
+    server_path: str | None
+
+    @property
+    def owner(self) -> str:
+        return f"team:{self.team}"
+
+    @property
+    def primary_key(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns if c.primary_key)
+
+    def column(self, name: str) -> Column:
+        return next(c for c in self.columns if c.name == name)
+
+
+_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+_UNITS = {
+    "m": "minutes", "min": "minutes", "minute": "minutes", "minutes": "minutes",
+    "h": "hours", "hr": "hours", "hour": "hours", "hours": "hours",
+    "d": "days", "day": "days", "days": "days",
+}
+# ODCS library metrics, run as Great Expectations expectations.
+_METRIC_EXPECTATIONS = {
+    "nullValues": "expect_column_values_to_not_be_null",
+    "missingValues": "expect_column_values_to_not_be_null",
+    "duplicateValues": "expect_column_values_to_be_unique",
+    "invalidValues": "expect_column_values_to_be_in_set",
+    "rowCount": "expect_table_row_count_to_be_between",
+}
+_BOUNDS = (
+    "mustBe", "mustNotBe", "mustBeGreaterThan", "mustBeGreaterOrEqualTo",
+    "mustBeLessThan", "mustBeLessOrEqualTo", "mustBeBetween", "mustNotBeBetween",
+)
+
+
+@functools.cache
+def _odcs_validator():
+    import jsonschema
+
+    schema = json.loads(
+        (resources.files("open_data_contract_standard") / "schema.json").read_text()
+    )
+    return jsonschema.Draft201909Validator(schema)
+
+
+def load_contract(path: Path | str) -> Contract:
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ContractError(path, "(yaml)", f"not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ContractError(path, "(document)", "not an ODCS contract (expected a mapping)")
+    errors = sorted(_odcs_validator().iter_errors(data), key=lambda e: list(e.absolute_path))
+    if errors:
+        err = errors[0]
+        field = err.json_path.removeprefix("$.") if err.absolute_path else "(document)"
+        raise ContractError(path, field, f"not valid ODCS: {err.message}")
+    from open_data_contract_standard.model import OpenDataContractStandard
+
+    model = OpenDataContractStandard(**data)
+    return _to_contract(path, model)
+
+
+def _to_contract(path: Path, m) -> Contract:
+    def need(value, field: str, what: str):
+        if value in (None, "", []):
+            raise ContractError(path, field, f"missing {what}")
+        return value
+
+    if not m.apiVersion.startswith("v3"):
+        raise ContractError(path, "apiVersion", f"ODCS v3 required, got {m.apiVersion}")
+    need(m.domain, "domain", "domain")
+    need(m.version, "version", "contract version")
+    team = m.team.name if m.team is not None and not isinstance(m.team, list) else None
+    need(team, "team.name", "owner (the owning team's name)")
+    schema = need(m.schema_, "schema", "schema")
+    if len(schema) != 1:
+        raise ContractError(path, "schema", "one schema object (the product's table) expected")
+    obj = schema[0]
+    name = need(obj.name, "schema[0].name", "product name")
+    if not _NAME.match(name):
+        raise ContractError(path, "schema[0].name", f"'{name}' must be snake_case")
+    props = need(obj.properties, "schema[0].properties", "columns")
+    columns = tuple(
+        _column(path, f"schema[0].properties[{i}]", p) for i, p in enumerate(props)
+    )
+    names = [c.name for c in columns]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ContractError(path, "schema[0].properties", f"duplicate columns {dupes}")
+    rules = [
+        _rule(path, f"schema[0].quality[{i}]", q, None) for i, q in enumerate(obj.quality or [])
+    ]
+    for i, p in enumerate(props):
+        rules += [
+            _rule(path, f"schema[0].properties[{i}].quality[{j}]", q, p.name)
+            for j, q in enumerate(p.quality or [])
+        ]
+    rule_names = [r.name for r in rules]
+    if len(set(rule_names)) != len(rule_names):
+        raise ContractError(path, "quality", f"rule names must be unique: {rule_names}")
+    server = (m.servers or [None])[0]
+    return Contract(
+        path=path,
+        domain=m.domain,
+        name=name,
+        version=m.version,
+        status=m.status or "active",
+        description=_description(m, obj),
+        team=team,
+        columns=columns,
+        rules=tuple(rules),
+        freshness=_freshness(path, m.slaProperties or []),
+        readers=tuple(
+            r.role for r in (m.roles or []) if r.role and (r.access or "read") == "read"
+        ),
+        tags=tuple(m.tags or []),
+        server_format=server.format if server else None,
+        server_path=server.path if server else None,
+    )
+
+
+def _column(path: Path, field: str, p) -> Column:
+    if not p.name or not _NAME.match(p.name):
+        raise ContractError(path, f"{field}.name", f"'{p.name}' must be a snake_case name")
+    if not p.logicalType:
+        raise ContractError(path, f"{field}.logicalType", f"missing for column '{p.name}'")
+    if not p.physicalType:
+        raise ContractError(path, f"{field}.physicalType", f"missing for column '{p.name}'")
+    import duckdb
+
+    try:
+        physical = str(duckdb.sqltype(p.physicalType))
+    except duckdb.Error:
+        raise ContractError(
+            path,
+            f"{field}.physicalType",
+            f"unknown column type '{p.physicalType}' for column '{p.name}' (a DuckDB type is expected)",
+        ) from None
+    return Column(
+        name=p.name,
+        logical_type=p.logicalType,
+        physical_type=physical,
+        description=p.description or "",
+        required=bool(p.required or p.primaryKey),
+        unique=bool(p.unique or p.primaryKey),
+        primary_key=bool(p.primaryKey),
+        classification=p.classification,
+    )
+
+
+def _rule(path: Path, field: str, q, column: str | None) -> QualityRule:
+    bounds = tuple((k, getattr(q, k)) for k in _BOUNDS if getattr(q, k) is not None)
+    blocking = (q.severity or "error").lower() == "error"
+    kind = q.type or "library"
+    if kind == "library":
+        metric = q.metric or q.rule
+        if metric not in _METRIC_EXPECTATIONS:
+            raise ContractError(path, f"{field}.metric", f"unsupported metric '{metric}'")
+        if (metric == "rowCount") == (column is not None):
+            where = "on the schema object" if metric == "rowCount" else "on a column"
+            raise ContractError(path, field, f"metric '{metric}' belongs {where}")
+        kwargs = _library_kwargs(path, field, metric, dict(bounds), q.arguments or {})
+        if column is not None:
+            kwargs["column"] = column
+        return QualityRule(
+            name=q.name or f"{column or 'table'}_{metric}",
+            engine="great_expectations",
+            column=column,
+            expectation=_METRIC_EXPECTATIONS[metric],
+            kwargs=tuple(sorted(kwargs.items())),
+            query=None,
+            bounds=(),
+            blocking=blocking,
+            description=q.description or f"{metric} on {column or 'the table'}",
+        )
+    if kind == "custom":
+        if (q.engine or "").replace("_", "").lower() != "greatexpectations":
+            raise ContractError(path, f"{field}.engine", f"unsupported engine '{q.engine}'")
+        impl = q.implementation
+        if isinstance(impl, str):
+            impl = yaml.safe_load(impl)
+        if not isinstance(impl, dict) or not str(impl.get("type", "")).startswith("expect_"):
+            raise ContractError(
+                path, f"{field}.implementation", "needs 'type: expect_...' and 'kwargs'"
+            )
+        kwargs = dict(impl.get("kwargs") or {})
+        if column is not None:
+            kwargs.setdefault("column", column)
+        return QualityRule(
+            name=need_name(path, field, q.name),
+            engine="great_expectations",
+            column=kwargs.get("column"),
+            expectation=impl["type"],
+            kwargs=tuple(sorted(kwargs.items())),
+            query=None,
+            bounds=(),
+            blocking=blocking,
+            description=q.description or impl["type"],
+        )
+    if kind == "sql":
+        if not q.query:
+            raise ContractError(path, f"{field}.query", "missing SQL query")
+        if not bounds:
+            raise ContractError(path, field, "a sql rule needs a mustBe... operator")
+        return QualityRule(
+            name=need_name(path, field, q.name),
+            engine="sql",
+            column=column,
+            expectation=None,
+            kwargs=(),
+            query=q.query,
+            bounds=bounds,
+            blocking=blocking,
+            description=q.description or q.query,
+        )
+    raise ContractError(path, f"{field}.type", f"unsupported quality type '{kind}'")
+
+
+def need_name(path: Path, field: str, name: str | None) -> str:
+    if not name or not _NAME.match(name):
+        raise ContractError(path, f"{field}.name", "custom and sql rules need a snake_case name")
+    return name
+
+
+def _library_kwargs(path: Path, field: str, metric: str, bounds: dict, args: dict) -> dict:
+    if metric == "rowCount":
+        low = bounds.get("mustBeGreaterOrEqualTo", bounds.get("mustBeGreaterThan"))
+        if "mustBeGreaterThan" in bounds:
+            low = bounds["mustBeGreaterThan"] + 1
+        high = bounds.get("mustBeLessOrEqualTo")
+        if "mustBeLessThan" in bounds:
+            high = bounds["mustBeLessThan"] - 1
+        if "mustBeBetween" in bounds:
+            low, high = bounds["mustBeBetween"]
+        if low is None and high is None:
+            raise ContractError(path, field, "rowCount needs a lower or upper bound")
+        return {"min_value": low, "max_value": high}
+    kwargs: dict[str, Any] = {}
+    if metric == "invalidValues":
+        valid = args.get("validValues")
+        if not valid:
+            raise ContractError(path, f"{field}.arguments.validValues", "missing")
+        kwargs["value_set"] = list(valid)
+    if bounds.get("mustBe", 0) != 0 or set(bounds) - {"mustBe", "mustBeLessOrEqualTo", "mustBeLessThan"}:
+        raise ContractError(path, field, f"{metric} supports mustBe: 0 or a percent upper bound")
+    limit = bounds.get("mustBeLessOrEqualTo", bounds.get("mustBeLessThan"))
+    if limit is not None:
+        if metric == "duplicateValues":
+            raise ContractError(path, field, "duplicateValues supports mustBe: 0 only")
+        kwargs["mostly"] = 1 - float(limit) / 100
+    return kwargs
+
+
+def _description(m, obj) -> str:
+    parts = [obj.description or ""]
+    if m.description is not None:
+        parts += [m.description.purpose or "", m.description.usage or "", m.description.limitations or ""]
+    return "\n\n".join(p.strip() for p in parts if p and p.strip())
+
+
+def _freshness(path: Path, slas) -> timedelta | None:
+    """The 'latency' SLA (ODCS's name for freshness) is the longest the product may go stale."""
+    for i, sla in enumerate(slas):
+        if sla.property != "latency":
+            continue
+        unit = _UNITS.get((sla.unit or "").lower())
+        if unit is None or not isinstance(sla.value, (int, float)) or sla.value <= 0:
+            raise ContractError(
+                path,
+                f"slaProperties[{i}]",
+                f"latency needs a positive number and a unit in {sorted(set(_UNITS))}",
+            )
+        return timedelta(**{unit: sla.value})
+    return None

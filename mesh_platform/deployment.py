@@ -1,0 +1,64 @@
+"""The one place that reads the environment and decides the deployment.
+
+MESH_PROFILE  deployment profile; only `local` (embedded DuckDB + Iceberg on SQLite and files)
+              exists today.
+MESH_HOME     where the local deployment keeps its catalog, tables and landing data
+              (default: `.mesh` in the working directory).
+MESH_LANDING  where the domains' source systems drop their exports (default: MESH_HOME/landing).
+DAGSTER_HOME  the Dagster instance (runs, events, schedules) (default: MESH_HOME/dagster).
+MESH_SOURCE_<DOMAIN>_<SOURCE>  point one source at another export of the same shape,
+              e.g. MESH_SOURCE_CUSTOMER_CRM_EXPORT=/data/crm/2026-11-25.csv.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROFILES = ("local",)
+SOURCE_PREFIX = "MESH_SOURCE_"
+
+
+@dataclass(frozen=True)
+class Settings:
+    profile: str
+    home: Path
+    landing: Path
+    dagster_home: Path
+    source_overrides: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> "Settings":
+        env = os.environ if environ is None else environ
+        profile = env.get("MESH_PROFILE", "local")
+        if profile not in PROFILES:
+            raise ValueError(f"MESH_PROFILE={profile!r}: available profiles are {PROFILES}")
+        home = Path(env.get("MESH_HOME", ".mesh")).resolve()
+        landing = Path(env.get("MESH_LANDING", home / "landing")).resolve()
+        overrides = {
+            k.removeprefix(SOURCE_PREFIX).lower(): v
+            for k, v in env.items()
+            if k.startswith(SOURCE_PREFIX)
+        }
+        dagster_home = Path(env.get("DAGSTER_HOME", home / "dagster")).resolve()
+        return cls(profile, home, landing, dagster_home, overrides)
+
+
+def resources(consumer: str, settings: Settings | None = None) -> dict:
+    """The resources every code location gets; `consumer` is who reads other domains' products."""
+    from dagster_duckdb import DuckDBResource
+
+    from mesh_platform.resource import MeshResource
+
+    s = settings or Settings.from_env()
+    return {
+        "mesh": MeshResource(
+            home=str(s.home),
+            landing=str(s.landing),
+            consumer=consumer,
+            source_overrides=s.source_overrides,
+        ),
+        # One in-memory DuckDB per step: the engine, never the store.
+        "duckdb": DuckDBResource(database=":memory:"),
+    }

@@ -1,0 +1,16 @@
+"""The federation code location, owned by the platform team: products built across domains.
+
+It reads the domains' products only through the catalog (their published Iceberg snapshots
+and access grants); it imports no domain code.
+"""
+
+from pathlib import Path
+
+import dagster as dg
+
+from mesh_platform.location import location_definitions
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return location_definitions(Path(__file__).parent)

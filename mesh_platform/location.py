@@ -1,0 +1,101 @@
+"""A code location from a folder: contracts/, sources/ and products/ in, Definitions out.
+
+A domain team adds a product by dropping `contracts/<name>.odcs.yaml` and a `@product`
+function named `<name>` in `products/`; nothing else changes.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import dagster as dg
+
+from mesh_platform import deployment
+from mesh_platform.contracts import Contract, ContractError, load_contract
+from mesh_platform.products import ProductSpec, product_asset, source_spec
+
+SCHEDULE = "0 2 * * *"  # daily, after the source systems' nightly exports
+
+
+def location_definitions(folder: Path | str, name: str | None = None) -> dg.Definitions:
+    folder = Path(folder).resolve()
+    name = name or folder.name
+    sources = _contracts(folder / "sources", name)
+    contracts = _contracts(folder / "contracts", name)
+    functions = _functions(folder / "products", name)
+    for product_name, contract in contracts.items():
+        if product_name not in functions:
+            raise ContractError(
+                contract.path, "schema[0].name",
+                f"no @product function '{product_name}' in {folder / 'products'}",
+            )
+    for fn_name, (spec, path) in functions.items():
+        if fn_name not in contracts:
+            raise ContractError(path, fn_name, f"@product '{fn_name}' has no contract {folder / 'contracts' / fn_name}.odcs.yaml")
+        unknown = [s for s in spec.sources if s not in sources]
+        if unknown:
+            raise ContractError(path, fn_name, f"undeclared sources {unknown}: no such contract in {folder / 'sources'}")
+
+    assets = [product_asset(contracts[n], functions[n][0], sources) for n in sorted(contracts)]
+    job = dg.define_asset_job(f"{name}_products", selection=dg.AssetSelection.assets(*assets))
+    automated = [a for a in assets if a.automation_conditions_by_key.get(a.key)]
+    sensors = (
+        # The implicit default sensor starts stopped; this location's automation must not.
+        [dg.AutomationConditionSensorDefinition(
+            f"{name}_automation",
+            target=dg.AssetSelection.assets(*automated),
+            default_status=dg.DefaultSensorStatus.RUNNING,
+        )]
+        if automated
+        else []
+    )
+    return dg.Definitions(
+        assets=[*(source_spec(s) for s in sources.values()), *assets],
+        jobs=[job],
+        schedules=[dg.ScheduleDefinition(
+            name=f"{name}_daily",
+            job=job,
+            cron_schedule=SCHEDULE,
+            execution_timezone="UTC",
+            default_status=dg.DefaultScheduleStatus.RUNNING,
+        )],
+        sensors=sensors,
+        resources=deployment.resources(consumer=name),
+    )
+
+
+def location_contracts(folder: Path | str) -> dict[str, Contract]:
+    """The product contracts of a location folder, without loading its code."""
+    folder = Path(folder).resolve()
+    return _contracts(folder / "contracts", folder.name)
+
+
+def _contracts(folder: Path, domain: str) -> dict[str, Contract]:
+    out: dict[str, Contract] = {}
+    for path in sorted(folder.glob("*.odcs.yaml")):
+        contract = load_contract(path)
+        if contract.domain != domain:
+            raise ContractError(path, "domain", f"'{contract.domain}' but the file lives in domain '{domain}'")
+        if path.name != f"{contract.name}.odcs.yaml":
+            raise ContractError(path, "schema[0].name", f"'{contract.name}' must match the file name")
+        out[contract.name] = contract
+    return out
+
+
+def _functions(folder: Path, domain: str) -> dict[str, tuple[ProductSpec, Path]]:
+    found: dict[str, tuple[ProductSpec, Path]] = {}
+    for path in sorted(folder.glob("*.py")):
+        if path.name.startswith("_"):
+            continue
+        module_name = f"mesh_products.{domain}.{path.stem}"
+        spec = importlib.util.spec_from_file_location(module_name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module
+        spec.loader.exec_module(module)
+        for value in vars(module).values():
+            product_spec = getattr(value, "mesh_product", None)
+            if isinstance(product_spec, ProductSpec) and value.__module__ == module_name:
+                found[value.__name__] = (product_spec, path)
+    return found

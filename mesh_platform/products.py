@@ -1,0 +1,139 @@
+"""What a domain writes (a contract and a `@product` function) turned into a Dagster asset.
+
+The platform derives everything Dagster shows from the contract: description, owner, group,
+tags, kinds, column schema, code version, freshness policy and one asset check per rule.
+"""
+
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import dagster as dg
+from dagster_duckdb import DuckDBResource
+
+from mesh_platform.contracts import Contract
+from mesh_platform.resource import MeshResource
+
+SCHEMA_CHECK = "schema"
+KINDS = {"duckdb", "iceberg"}
+_SOURCE_KINDS = {"csv": "csv", "parquet": "parquet", "json": "json"}
+
+
+@dataclass(frozen=True)
+class ProductSpec:
+    fn: Callable
+    sources: tuple[str, ...]
+    inputs: tuple[dg.AssetKey, ...]
+
+
+def product(*, sources: "tuple[str, ...] | list[str]" = (), inputs: "tuple[str, ...] | list[str]" = ()):
+    """Mark a function as the code that fills the contract of the same name.
+
+    sources: this domain's landing sources it reads (`ctx.source(name)`).
+    inputs:  other products it reads, as "domain/product" (`ctx.product("domain/product")`).
+    """
+
+    def mark(fn: Callable) -> Callable:
+        fn.mesh_product = ProductSpec(
+            fn=fn,
+            sources=tuple(sources),
+            inputs=tuple(dg.AssetKey(i.split("/")) for i in inputs),
+        )
+        return fn
+
+    return mark
+
+
+def product_key(contract: Contract) -> dg.AssetKey:
+    return dg.AssetKey([contract.domain, contract.name])
+
+
+def source_key(domain: str, name: str) -> dg.AssetKey:
+    return dg.AssetKey([domain, "landing", name])
+
+
+def table_schema(contract: Contract) -> dg.TableSchema:
+    return dg.TableSchema(
+        columns=[
+            dg.TableColumn(
+                name=c.name,
+                type=c.physical_type,
+                description=c.description or None,
+                constraints=dg.TableColumnConstraints(nullable=not c.required, unique=c.unique),
+                tags={"classification": c.classification.lower()} if c.classification else None,
+            )
+            for c in contract.columns
+        ]
+    )
+
+
+def source_spec(contract: Contract) -> dg.AssetSpec:
+    """A landing source as an external asset, so lineage starts at the source system."""
+    return dg.AssetSpec(
+        key=source_key(contract.domain, contract.name),
+        description=contract.description,
+        group_name=contract.domain,
+        owners=[contract.owner],
+        kinds={_SOURCE_KINDS.get(contract.server_format or "", "file")},
+        metadata={
+            "dagster/column_schema": table_schema(contract),
+            "contract": dg.MetadataValue.path(str(contract.path)),
+            "landing_path": contract.server_path or "",
+        },
+    )
+
+
+def product_asset(
+    contract: Contract, spec: ProductSpec, sources: dict[str, Contract]
+) -> dg.AssetsDefinition:
+    from mesh_platform.publish import run_product
+
+    key = product_key(contract)
+    check_specs = [
+        dg.AssetCheckSpec(
+            SCHEMA_CHECK,
+            asset=key,
+            blocking=True,
+            description="Columns, types, required and unique columns as the contract states.",
+        ),
+        *(
+            dg.AssetCheckSpec(rule.name, asset=key, blocking=rule.blocking, description=rule.description)
+            for rule in contract.rules
+        ),
+    ]
+    # A product built from other products follows them: it runs when any of them publishes,
+    # and only once every one of them passed its blocking checks.
+    automation = (
+        dg.AutomationCondition.eager() & dg.AutomationCondition.all_deps_blocking_checks_passed()
+        if spec.inputs
+        else None
+    )
+
+    @dg.asset(
+        key=key,
+        deps=[*spec.inputs, *(source_key(contract.domain, s) for s in spec.sources)],
+        description=contract.description,
+        group_name=contract.domain,
+        owners=[contract.owner],
+        tags={"Domain": contract.domain, "Owner": contract.team, "DataProduct": contract.name},
+        kinds=KINDS,
+        code_version=contract.version,
+        metadata={
+            "dagster/column_schema": table_schema(contract),
+            "dagster/table_name": f"{contract.domain}.{contract.name}",
+            "contract": dg.MetadataValue.path(str(contract.path)),
+            "contract_version": contract.version,
+            "readers": ", ".join(contract.readers) or "(owner only)",
+        },
+        check_specs=check_specs,
+        freshness_policy=(
+            dg.FreshnessPolicy.time_window(fail_window=contract.freshness)
+            if contract.freshness
+            else None
+        ),
+        automation_condition=automation,
+    )
+    def _product(context: dg.AssetExecutionContext, mesh: MeshResource, duckdb: DuckDBResource):
+        yield from run_product(context, contract, spec, sources, mesh, duckdb)
+
+    return _product

@@ -1,0 +1,130 @@
+"""Write, audit, publish: a product run.
+
+The product's function computes its output in DuckDB; the output is audited against the
+contract; only when every blocking check passed is it committed as the Iceberg table's new
+snapshot. A failed blocking check fails the run and leaves the previous snapshot current.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import dagster as dg
+import duckdb
+import pyarrow as pa
+from dagster_duckdb import DuckDBResource
+
+from mesh_platform.contracts import Contract
+from mesh_platform.product_context import ProductContext
+from mesh_platform.products import ProductSpec
+from mesh_platform.quality import Outcome, audit
+from mesh_platform.resource import MeshResource
+
+
+class PublishBlocked(dg.Failure):
+    pass
+
+
+def run_product(
+    context: dg.AssetExecutionContext,
+    contract: Contract,
+    spec: ProductSpec,
+    sources: dict[str, Contract],
+    mesh: MeshResource,
+    duckdb_resource: DuckDBResource,
+):
+    catalog = mesh.catalog()
+    label = f"{contract.domain}/{contract.name}"
+    timings = {}
+    with duckdb_resource.get_connection() as con:
+        ctx = ProductContext(con, contract, spec, sources, mesh, catalog, context.log)
+        start = time.perf_counter()
+        try:
+            data = _as_arrow(spec.fn(ctx), label)
+        except duckdb.Error as exc:
+            # Typically landing data that does not fit its source contract's types.
+            raise dg.Failure(
+                description=f"{label}: computing the output failed, nothing published: {exc}",
+                metadata={"sources": [str(sources[s].path) for s in spec.sources]},
+            ) from exc
+        timings["compute_s"] = time.perf_counter() - start
+        start = time.perf_counter()
+        data, outcomes = audit(con, contract, data)
+        timings["audit_s"] = time.perf_counter() - start
+
+    for outcome in outcomes:
+        yield _check_result(outcome)
+    blocked = [o for o in outcomes if o.blocking and not o.passed]
+    if blocked:
+        raise PublishBlocked(
+            description=f"{label}: not published, blocking checks failed; the previous snapshot "
+            "stays current.\n" + "\n".join(_explain(o) for o in blocked),
+            metadata={"failed_checks": [o.name for o in blocked]},
+        )
+
+    start = time.perf_counter()
+    snapshot = catalog.publish(
+        contract.domain,
+        contract.name,
+        data,
+        properties=_governance_properties(contract),
+        snapshot_properties={
+            "mesh.contract_version": contract.version,
+            "mesh.run_id": context.run.run_id,
+            **{f"mesh.upstream.{k}": str(v) for k, v in ctx.upstream_snapshots.items()},
+        },
+    )
+    timings["publish_s"] = time.perf_counter() - start
+    context.log.info(f"{label}: published snapshot {snapshot.snapshot_id} ({data.num_rows} rows)")
+    yield dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": data.num_rows,
+            "snapshot_id": str(snapshot.snapshot_id),
+            "table_location": dg.MetadataValue.path(snapshot.location),
+            "contract_version": contract.version,
+            **(
+                {"upstream_snapshots": dg.MetadataValue.json(ctx.upstream_snapshots)}
+                if ctx.upstream_snapshots
+                else {}
+            ),
+            **{k: round(v, 3) for k, v in timings.items()},
+        }
+    )
+
+
+def _as_arrow(out, label: str) -> pa.Table:
+    if isinstance(out, duckdb.DuckDBPyRelation):
+        return out.to_arrow_table()
+    if isinstance(out, pa.Table):
+        return out
+    raise TypeError(f"{label}: the product function must return a DuckDB relation or an Arrow table, got {type(out).__name__}")
+
+
+def _check_result(o: Outcome) -> dg.AssetCheckResult:
+    metadata = {k: dg.MetadataValue.json(v) if isinstance(v, (dict, list)) else v for k, v in o.metadata.items()}
+    if o.sample:
+        metadata["sample"] = dg.MetadataValue.json(o.sample)
+    return dg.AssetCheckResult(
+        check_name=o.name,
+        passed=o.passed,
+        severity=dg.AssetCheckSeverity.ERROR if o.blocking else dg.AssetCheckSeverity.WARN,
+        description=o.description,
+        metadata=metadata,
+    )
+
+
+def _explain(o: Outcome) -> str:
+    sample = f"\n  sample: {json.dumps(o.sample, default=str)}" if o.sample else ""
+    return f"- rule '{o.name}': {o.description}{sample}"
+
+
+def _governance_properties(contract: Contract) -> dict[str, str]:
+    """Recorded on the table, so any reader (in any location) can enforce the grants."""
+    return {
+        "mesh.owner": contract.owner,
+        "mesh.domain": contract.domain,
+        "mesh.contract_version": contract.version,
+        "mesh.readers": ",".join(contract.readers),
+        "mesh.pii_columns": ",".join(c.name for c in contract.columns if c.classification),
+    }

@@ -1,0 +1,223 @@
+"""Audit a product's output against its contract, before anything is published.
+
+First the schema (columns, types, required, unique), in DuckDB SQL over the Arrow output.
+Then the contract's quality rules: library and custom rules with Great Expectations on a
+pandas frame of only the columns they need; sql rules in DuckDB.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from mesh_platform.contracts import Contract, QualityRule
+
+SAMPLE_ROWS = 5
+_MASK = "***"
+
+
+@dataclass
+class Outcome:
+    name: str
+    passed: bool
+    blocking: bool
+    description: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+    sample: list[dict] = field(default_factory=list)
+
+
+def audit(con: duckdb.DuckDBPyConnection, contract: Contract, data: pa.Table) -> tuple[pa.Table, list[Outcome]]:
+    """Returns the output in contract column order and one outcome per check that ran.
+
+    The quality rules run only on output whose schema matches the contract."""
+    schema = _schema_outcome(con, contract, data)
+    if not schema.passed:
+        return data, [schema]
+    data = data.select([c.name for c in contract.columns])
+    gx_rules = [r for r in contract.rules if r.engine == "great_expectations"]
+    sql_rules = [r for r in contract.rules if r.engine == "sql"]
+    outcomes = [schema]
+    if gx_rules:
+        outcomes += _great_expectations(con, contract, gx_rules, data)
+    outcomes += [_sql_outcome(con, contract, r, data) for r in sql_rules]
+    return data, outcomes
+
+
+def _schema_outcome(con, contract: Contract, data: pa.Table) -> Outcome:
+    rel = con.from_arrow(data)
+    actual = dict(zip(rel.columns, (str(t) for t in rel.types)))
+    expected = {c.name: c.physical_type for c in contract.columns}
+    problems = []
+    missing = [n for n in expected if n not in actual]
+    extra = [n for n in actual if n not in expected]
+    if missing:
+        problems.append(f"missing columns {missing}")
+    if extra:
+        problems.append(f"columns not in the contract {extra}")
+    wrong = {n: f"{actual[n]} (contract: {t})" for n, t in expected.items() if n in actual and actual[n] != t}
+    if wrong:
+        problems.append(f"wrong types {wrong}")
+    sample: list[dict] = []
+    counts: dict[str, int] = {}
+    if not problems:
+        con.register("mesh_output", data)
+        try:
+            tests = [
+                (f"{c.name} is required", f'count(*) FILTER (WHERE "{c.name}" IS NULL)', f'"{c.name}" IS NULL')
+                for c in contract.columns if c.required
+            ]
+            keys = [[c.name] for c in contract.columns if c.unique and not c.primary_key]
+            if contract.primary_key:
+                keys.append(list(contract.primary_key))
+            for key in keys:
+                cols = ", ".join(f'"{k}"' for k in key)
+                tests.append((
+                    f"({', '.join(key)}) is unique",
+                    f"count(*) - count(DISTINCT ({cols}))",
+                    f"({cols}) IN (SELECT ({cols}) FROM mesh_output GROUP BY ALL HAVING count(*) > 1)",
+                ))
+            if tests:
+                row = con.execute(
+                    "SELECT " + ", ".join(expr for _, expr, _ in tests) + " FROM mesh_output"
+                ).fetchall()[0]
+                for (label, _, where), bad in zip(tests, row):
+                    counts[label] = int(bad)
+                    if bad:
+                        problems.append(f"{label}: {bad} offending rows")
+                        sample = sample or _sample(con, contract, where, [])
+        finally:
+            con.unregister("mesh_output")
+    return Outcome(
+        name="schema",
+        passed=not problems,
+        blocking=True,
+        description="; ".join(problems) or "schema matches the contract",
+        metadata={"columns": len(actual), "violations": counts},
+        sample=sample,
+    )
+
+
+def _great_expectations(con, contract: Contract, rules: list[QualityRule], data: pa.Table) -> list[Outcome]:
+    import great_expectations as gx  # seconds to import: only when a product validates
+
+    expectations = []
+    for rule in rules:
+        cls = getattr(gx.expectations, _camel(rule.expectation), None)
+        if cls is None:
+            raise ValueError(
+                f"{contract.path}: quality rule '{rule.name}': unknown Great Expectations "
+                f"expectation '{rule.expectation}'"
+            )
+        try:
+            expectations.append(cls(**dict(rule.kwargs), meta={"mesh_rule": rule.name}))
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{contract.path}: quality rule '{rule.name}': {exc}") from exc
+    needed = {c for r in rules for c in _columns(r)} | set(contract.primary_key)
+    needed = [c.name for c in contract.columns if c.name in needed] or [contract.columns[0].name]
+    frame = data.select(needed).to_pandas()
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = gx.data_context.types.base.ProgressBarsConfig(globally=False)
+    batch = (
+        context.data_sources.add_pandas(name="mesh")
+        .add_dataframe_asset(name=contract.name)
+        .add_batch_definition_whole_dataframe("output")
+        .get_batch(batch_parameters={"dataframe": frame})
+    )
+    suite = gx.ExpectationSuite(name=contract.name, expectations=expectations)
+    result = batch.validate(
+        suite, result_format={"result_format": "SUMMARY", "partial_unexpected_count": SAMPLE_ROWS}
+    )
+    by_rule = {r.name: r for r in rules}
+    outcomes = []
+    for res in result.results:
+        rule = by_rule[res.expectation_config.meta["mesh_rule"]]
+        detail = res.result or {}
+        unexpected = detail.get("partial_unexpected_list") or []
+        metadata = {
+            k: detail[k]
+            for k in ("observed_value", "element_count", "unexpected_count", "unexpected_percent")
+            if detail.get(k) is not None
+        }
+        sample = []
+        if not res.success and rule.column and rule.expectation != "expect_table_row_count_to_be_between":
+            sample = _unexpected_rows(con, contract, data, rule.column, unexpected)
+        outcomes.append(Outcome(
+            name=rule.name,
+            passed=bool(res.success),
+            blocking=rule.blocking,
+            description=rule.description + ("" if res.success else f": failed {metadata}"),
+            metadata=metadata,
+            sample=sample,
+        ))
+    return outcomes
+
+
+def _sql_outcome(con, contract: Contract, rule: QualityRule, data: pa.Table) -> Outcome:
+    con.register("mesh_output", data)
+    try:
+        query = rule.query.replace("${object}", "mesh_output").replace("${property}", f'"{rule.column}"')
+        value = con.execute(query).fetchall()[0][0]
+    finally:
+        con.unregister("mesh_output")
+    passed = all(_holds(op, value, bound) for op, bound in rule.bounds)
+    return Outcome(
+        name=rule.name,
+        passed=passed,
+        blocking=rule.blocking,
+        description=rule.description + ("" if passed else f": got {value}, expected {dict(rule.bounds)}"),
+        metadata={"observed_value": value if isinstance(value, (int, float)) else str(value)},
+    )
+
+
+def _holds(op: str, value, bound) -> bool:
+    return {
+        "mustBe": lambda: value == bound,
+        "mustNotBe": lambda: value != bound,
+        "mustBeGreaterThan": lambda: value > bound,
+        "mustBeGreaterOrEqualTo": lambda: value >= bound,
+        "mustBeLessThan": lambda: value < bound,
+        "mustBeLessOrEqualTo": lambda: value <= bound,
+        "mustBeBetween": lambda: bound[0] <= value <= bound[1],
+        "mustNotBeBetween": lambda: not bound[0] <= value <= bound[1],
+    }[op]()
+
+
+def _unexpected_rows(con, contract: Contract, data: pa.Table, column: str, values: list) -> list[dict]:
+    con.register("mesh_output", data)
+    try:
+        values = [v for v in values if v is not None]
+        where = f'"{column}" IS NULL'
+        if values:
+            con.execute("CREATE OR REPLACE TEMP TABLE mesh_unexpected AS SELECT unnest($v) AS v", {"v": values})
+            where += f' OR "{column}" IN (SELECT v FROM mesh_unexpected)'
+        return _sample(con, contract, where, [column])
+    finally:
+        con.unregister("mesh_output")
+
+
+def _sample(con, contract: Contract, where: str, columns: list[str]) -> list[dict]:
+    """A few offending rows: the key and the columns at fault, PII masked."""
+    wanted = list(dict.fromkeys([*contract.primary_key, *columns])) or [c.name for c in contract.columns]
+    select = ", ".join(
+        f"'{_MASK}' AS \"{c}\"" if contract.column(c).classification else f'"{c}"' for c in wanted
+    )
+    cursor = con.execute(f"SELECT {select} FROM mesh_output WHERE {where} LIMIT {SAMPLE_ROWS}")
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, map(_plain, row))) for row in cursor.fetchall()]
+
+
+def _plain(value):
+    return value if isinstance(value, (str, int, float, bool, type(None))) else str(value)
+
+
+def _columns(rule: QualityRule) -> list[str]:
+    kwargs = dict(rule.kwargs)
+    cols = [kwargs[k] for k in ("column", "column_A", "column_B") if k in kwargs]
+    return cols + list(kwargs.get("column_list", []))
+
+
+def _camel(snake: str) -> str:
+    return "".join(part.capitalize() for part in snake.split("_"))

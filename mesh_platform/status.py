@@ -1,0 +1,66 @@
+"""Every product's state, as a platform team asks for it: published where, by whom, checked how."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import dagster as dg
+
+from mesh_platform.deployment import Settings
+from mesh_platform.location import location_contracts
+from mesh_platform.products import SCHEMA_CHECK
+from mesh_platform.storage import Catalog
+from mesh_platform.workspace import locations
+
+
+@dataclass(frozen=True)
+class ProductStatus:
+    domain: str
+    product: str
+    owner: str
+    contract_version: str
+    rows: int | None
+    published_ms: int | None
+    checks: str
+
+
+def product_status(settings: Settings, instance: dg.DagsterInstance) -> list[ProductStatus]:
+    catalog = Catalog(settings.home)
+    out = []
+    for loc in locations().values():
+        try:
+            contracts = location_contracts(loc.path.parent)
+        except ValueError as exc:  # a broken location must not hide the others
+            out.append(ProductStatus(loc.name, "?", "?", "?", None, None, f"load error: {exc}"))
+            continue
+        for contract in contracts.values():
+            snap = catalog.current(contract.domain, contract.name)
+            published = snap is not None and snap.snapshot_id is not None
+            out.append(ProductStatus(
+                domain=contract.domain,
+                product=contract.name,
+                owner=contract.owner,
+                contract_version=snap.summary.get("mesh.contract_version", "?") if published else contract.version,
+                rows=int(snap.summary.get("total-records", 0)) if published else None,
+                published_ms=snap.timestamp_ms if published else None,
+                checks=_checks(instance, contract),
+            ))
+    return out
+
+
+def _checks(instance: dg.DagsterInstance, contract) -> str:
+    """Each check's latest evaluation: `5/5 passed`, or the names of those that failed."""
+    key = dg.AssetKey([contract.domain, contract.name])
+    names = [SCHEMA_CHECK, *(r.name for r in contract.rules)]
+    failed, evaluated = [], 0
+    for name in names:
+        record = instance.get_latest_asset_check_evaluation_record(dg.AssetCheckKey(key, name))
+        if record is None or record.status.value == "PLANNED":
+            continue
+        evaluated += 1
+        if record.status.value != "SUCCEEDED":
+            failed.append(name)
+    if not evaluated:
+        return "not evaluated"
+    passed = f"{evaluated - len(failed)}/{len(names)} passed"
+    return passed + (f", failed: {', '.join(failed)}" if failed else "")

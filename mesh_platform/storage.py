@@ -1,0 +1,143 @@
+"""Iceberg tables through pyiceberg: one namespace per domain, one table per product.
+
+Locally the catalog is a SQLite file and the data Parquet files under MESH_HOME, so any
+number of processes read while one writes. Commits are optimistic; a conflicting commit
+(two locations publishing at once) is retried on a freshly loaded table.
+"""
+
+from __future__ import annotations
+
+import functools
+import random
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pyarrow as pa
+
+COMMIT_ATTEMPTS = 8
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A published version of a product: what a reader pins and what metadata records."""
+
+    identifier: str
+    snapshot_id: int | None
+    location: str
+    files: tuple[str, ...]
+    properties: dict[str, str]
+    summary: dict[str, str]
+    arrow_schema: pa.Schema
+    timestamp_ms: int | None
+
+
+class Catalog:
+    def __init__(self, home: Path | str):
+        self.home = Path(home)
+
+    @functools.cached_property
+    def _catalog(self):
+        from pyiceberg.catalog.sql import SqlCatalog
+
+        self.home.mkdir(parents=True, exist_ok=True)
+        db = self.home / "catalog.db"
+        # WAL lets readers go on while another process commits.
+        with sqlite3.connect(db, timeout=30) as con:
+            con.execute("PRAGMA journal_mode=WAL")
+        warehouse = self.home / "warehouse"
+        warehouse.mkdir(exist_ok=True)
+        return _retry(
+            lambda: SqlCatalog(
+                "mesh", uri=f"sqlite:///{db}", warehouse=warehouse.as_uri()
+            )
+        )
+
+    def publish(
+        self,
+        namespace: str,
+        name: str,
+        data: pa.Table,
+        properties: dict[str, str],
+        snapshot_properties: dict[str, str],
+    ) -> Snapshot:
+        """Commit `data` as the table's new current snapshot, in one atomic commit."""
+        from pyiceberg.exceptions import NamespaceAlreadyExistsError, TableAlreadyExistsError
+
+        catalog = self._catalog
+        ident = f"{namespace}.{name}"
+        try:
+            _retry(lambda: catalog.create_namespace(namespace))
+        except NamespaceAlreadyExistsError:
+            pass
+        try:
+            _retry(lambda: catalog.create_table(ident, schema=data.schema, properties=properties))
+        except TableAlreadyExistsError:
+            pass
+
+        def commit():
+            table = catalog.load_table(ident)
+            with table.transaction() as tx:
+                # Schema evolution: columns a new contract version adds are added here.
+                with tx.update_schema() as update:
+                    update.union_by_name(data.schema)
+                tx.set_properties(properties)
+                tx.overwrite(data, snapshot_properties=snapshot_properties)
+
+        _retry(commit)
+        return self.current(namespace, name)
+
+    def current(self, namespace: str, name: str, snapshot_id: int | None = None) -> Snapshot | None:
+        """The current (or a given) snapshot of a product; None if it was never published."""
+        from pyiceberg.exceptions import NoSuchNamespaceError, NoSuchTableError
+
+        ident = f"{namespace}.{name}"
+        try:
+            table = _retry(lambda: self._catalog.load_table(ident))
+        except (NoSuchTableError, NoSuchNamespaceError):
+            return None
+        snap = table.snapshot_by_id(snapshot_id) if snapshot_id else table.current_snapshot()
+        if snapshot_id and snap is None:
+            raise LookupError(f"{ident} has no snapshot {snapshot_id}")
+        files: list[str] = []
+        if snap is not None:
+            for task in table.scan(snapshot_id=snap.snapshot_id).plan_files():
+                if task.delete_files:
+                    raise NotImplementedError(f"{ident}: delete files are not expected")
+                files.append(_local_path(task.file.file_path))
+        schema = table.schemas()[snap.schema_id] if snap and snap.schema_id is not None else table.schema()
+        return Snapshot(
+            identifier=ident,
+            snapshot_id=snap.snapshot_id if snap else None,
+            location=table.location(),
+            files=tuple(files),
+            properties=dict(table.properties),
+            summary=dict(snap.summary.additional_properties) if snap and snap.summary else {},
+            arrow_schema=schema.as_arrow(),
+            timestamp_ms=snap.timestamp_ms if snap else None,
+        )
+
+    def history(self, namespace: str, name: str) -> list[int]:
+        table = self._catalog.load_table(f"{namespace}.{name}")
+        return [s.snapshot_id for s in table.snapshots()]
+
+
+def _local_path(uri: str) -> str:
+    parsed = urlparse(uri)
+    return parsed.path if parsed.scheme in ("file", "") else uri
+
+
+def _retry(fn):
+    """Retry commit conflicts and SQLite lock contention with jittered backoff."""
+    from pyiceberg.exceptions import CommitFailedException
+    from sqlalchemy.exc import OperationalError
+
+    for attempt in range(COMMIT_ATTEMPTS):
+        try:
+            return fn()
+        except (CommitFailedException, OperationalError):
+            if attempt == COMMIT_ATTEMPTS - 1:
+                raise
+            time.sleep(random.uniform(0.05, 0.2) * 2**attempt)

@@ -33,6 +33,9 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings.from_env()
     os.environ["DAGSTER_HOME"] = str(settings.dagster_home)
     settings.dagster_home.mkdir(parents=True, exist_ok=True)
+    config = settings.dagster_home / "dagster.yaml"
+    if not config.exists():
+        config.write_text("telemetry:\n  enabled: false\n")
     return {
         "seed": lambda: _seed(settings, args.customers, args.seed),
         "materialize": lambda: _materialize(args.locations),

@@ -120,8 +120,16 @@ class Catalog:
         )
 
     def history(self, namespace: str, name: str) -> list[int]:
+        """The published versions, oldest first. An overwrite commits a delete and an append
+        snapshot atomically; only the last snapshot of each publish was ever current."""
         table = self._catalog.load_table(f"{namespace}.{name}")
-        return [s.snapshot_id for s in table.snapshots()]
+        snapshots = table.snapshots()
+        run = [s.summary.additional_properties.get("mesh.run_id") if s.summary else None for s in snapshots]
+        return [
+            s.snapshot_id
+            for i, s in enumerate(snapshots)
+            if i + 1 == len(snapshots) or run[i] is None or run[i] != run[i + 1]
+        ]
 
 
 def _local_path(uri: str) -> str:

@@ -17,7 +17,7 @@ from urllib.parse import urlparse
 
 import pyarrow as pa
 
-COMMIT_ATTEMPTS = 8
+COMMIT_ATTEMPTS = 12
 
 
 @dataclass(frozen=True)
@@ -44,9 +44,14 @@ class Catalog:
 
         self.home.mkdir(parents=True, exist_ok=True)
         db = self.home / "catalog.db"
-        # WAL lets readers go on while another process commits.
-        with sqlite3.connect(db, timeout=30) as con:
-            con.execute("PRAGMA journal_mode=WAL")
+        # WAL lets readers go on while another process commits. The mode is stored in the file:
+        # whoever sets it first wins, and a busy database means someone already did.
+        try:
+            with sqlite3.connect(db, timeout=30) as con:
+                if con.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                    con.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.OperationalError:
+            pass
         warehouse = self.home / "warehouse"
         warehouse.mkdir(exist_ok=True)
         return _retry(
@@ -84,7 +89,10 @@ class Catalog:
                 with tx.update_schema() as update:
                     update.union_by_name(data.schema)
                 tx.set_properties(properties)
-                tx.overwrite(data, snapshot_properties=snapshot_properties)
+                if table.current_snapshot() is None:
+                    tx.append(data, snapshot_properties=snapshot_properties)
+                else:
+                    tx.overwrite(data, snapshot_properties=snapshot_properties)
 
         _retry(commit)
         return self.current(namespace, name)
@@ -138,14 +146,15 @@ def _local_path(uri: str) -> str:
 
 
 def _retry(fn):
-    """Retry commit conflicts and SQLite lock contention with jittered backoff."""
-    from pyiceberg.exceptions import CommitFailedException
+    """Retry commit conflicts and SQLite lock contention with jittered backoff. A publish
+    replaces the whole table, so after a conflict the retry simply commits on the new head."""
+    from pyiceberg.exceptions import CommitFailedException, ValidationException
     from sqlalchemy.exc import OperationalError
 
     for attempt in range(COMMIT_ATTEMPTS):
         try:
             return fn()
-        except (CommitFailedException, OperationalError):
+        except (CommitFailedException, ValidationException, OperationalError):
             if attempt == COMMIT_ATTEMPTS - 1:
                 raise
-            time.sleep(random.uniform(0.05, 0.2) * 2**attempt)
+            time.sleep(random.uniform(0.05, 0.2) * 2 ** min(attempt, 4))

@@ -1,0 +1,169 @@
+"""A real Dagster server process (`dagster-webserver` or `dagster dev`) on 127.0.0.1, for tests.
+
+Started in its own session (so its process group is exactly what it started), with MESH_HOME
+and DAGSTER_HOME in a temporary folder; stopped with SIGINT to that process group, as Ctrl-C
+in a terminal would, falling back to SIGKILL if it does not exit in time.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = ROOT / ".venv" / "bin"
+
+WORKSPACE_QUERY = """
+{
+  workspaceOrError {
+    __typename
+    ... on Workspace {
+      locationEntries {
+        name
+        locationOrLoadError {
+          __typename
+          ... on PythonError { message }
+        }
+      }
+    }
+    ... on PythonError { message }
+  }
+}
+"""
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def server_env(home: Path) -> dict[str, str]:
+    """This process's environment without any MESH_* setting, with the mesh and the Dagster
+    instance in `home` (telemetry off, so nothing leaves the machine)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MESH_")}
+    dagster_home = home / "dagster"
+    dagster_home.mkdir(parents=True, exist_ok=True)
+    (dagster_home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    env.update(MESH_HOME=str(home), DAGSTER_HOME=str(dagster_home))
+    return env
+
+
+@dataclass
+class DagsterServer:
+    args: list[str]  # after the executable name, without -h/-p
+    home: Path  # MESH_HOME; DAGSTER_HOME is home/dagster
+    executable: str = "dagster-webserver"
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen | None = None
+    exit_code: int | None = None
+    stop_seconds: float | None = None  # how long the SIGINT stop took
+    killed: bool = False  # True when SIGINT was not enough
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.home / "dagster"
+
+    @property
+    def log_path(self) -> Path:
+        return self.home / f"{self.executable}-{self.port}.log"
+
+    def start(self) -> "DagsterServer":
+        env = server_env(self.home)
+        self._log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(
+            [str(BIN / self.executable), *self.args, "-h", "127.0.0.1", "-p", str(self.port)],
+            cwd=ROOT,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        return self
+
+    def log(self, tail: int = 6000) -> str:
+        return self.log_path.read_text(errors="replace")[-tail:]
+
+    def wait_ready(self, timeout: float = 90) -> float:
+        """Until GraphQL answers; returns the seconds it took. Fails early if the process dies."""
+        start = time.monotonic()
+        while time.monotonic() - start < timeout:
+            if self.proc.poll() is not None:
+                raise AssertionError(
+                    f"{self.executable} exited with {self.proc.returncode} before serving:\n{self.log()}"
+                )
+            try:
+                r = requests.post(f"{self.url}/graphql", json={"query": "{ version }"}, timeout=5)
+                if r.status_code == 200 and "data" in r.json():
+                    return time.monotonic() - start
+            except requests.RequestException:
+                pass
+            time.sleep(0.5)
+        raise AssertionError(f"{self.executable} did not answer GraphQL within {timeout}s:\n{self.log()}")
+
+    def graphql(self, query: str, variables: dict | None = None) -> dict:
+        r = requests.post(
+            f"{self.url}/graphql", json={"query": query, "variables": variables or {}}, timeout=60
+        )
+        r.raise_for_status()
+        body = r.json()
+        assert "errors" not in body, body["errors"]
+        return body["data"]
+
+    def location_entries(self, timeout: float = 90) -> dict[str, dict]:
+        """name -> locationOrLoadError, once no location is still loading."""
+        start = time.monotonic()
+        while True:
+            data = self.graphql(WORKSPACE_QUERY)["workspaceOrError"]
+            assert data["__typename"] == "Workspace", data
+            entries = {e["name"]: e["locationOrLoadError"] for e in data["locationEntries"]}
+            if all(v is not None for v in entries.values()) or time.monotonic() - start > timeout:
+                return entries
+            time.sleep(1)
+
+    def descendants(self) -> list:
+        """The processes the server started so far (psutil.Process objects)."""
+        import psutil
+
+        try:
+            return psutil.Process(self.proc.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            return []
+
+    def stop(self, grace: float = 15) -> int:
+        """SIGINT to the process group; SIGKILL to it after `grace` seconds. Returns the exit code."""
+        if self.proc is None or self.exit_code is not None:
+            return self.exit_code
+        start = time.monotonic()
+        try:
+            os.killpg(self.proc.pid, signal.SIGINT)
+            try:
+                self.exit_code = self.proc.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                self.killed = True
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.exit_code = self.proc.wait(timeout=10)
+        except ProcessLookupError:
+            self.exit_code = self.proc.wait(timeout=10)
+        self.stop_seconds = time.monotonic() - start
+        self._log.close()
+        return self.exit_code
+
+    def kill_leftovers(self) -> None:
+        """Last resort after a failed test: SIGKILL whatever is left of the process group."""
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass

@@ -166,6 +166,10 @@ def _to_contract(path: Path, m) -> Contract:
             _rule(path, f"schema[0].properties[{i}].quality[{j}]", q, p.name)
             for j, q in enumerate(p.quality or [])
         ]
+    for rule in rules:
+        unknown = [c for c in rule_columns(rule) if c not in names]
+        if unknown:
+            raise ContractError(path, "quality", f"rule '{rule.name}' names unknown columns {unknown}")
     rule_names = [r.name for r in rules]
     if len(set(rule_names)) != len(rule_names):
         raise ContractError(path, "quality", f"rule names must be unique: {rule_names}")
@@ -285,6 +289,12 @@ def _rule(path: Path, field: str, q, column: str | None) -> QualityRule:
             description=q.description or q.query,
         )
     raise ContractError(path, f"{field}.type", f"unsupported quality type '{kind}'")
+
+
+def rule_columns(rule: QualityRule) -> list[str]:
+    kwargs = dict(rule.kwargs)
+    cols = [kwargs[k] for k in ("column", "column_A", "column_B") if k in kwargs]
+    return cols + list(kwargs.get("column_list", []))
 
 
 def need_name(path: Path, field: str, name: str | None) -> str:

@@ -8,6 +8,7 @@ snapshot. A failed blocking check fails the run and leaves the previous snapshot
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import dagster as dg
@@ -45,9 +46,9 @@ def run_product(
         except duckdb.Error as exc:
             # Typically landing data that does not fit its source contract's types.
             raise dg.Failure(
-                description=f"{label}: computing the output failed, nothing published: {exc}",
+                description=f"{label}: computing the output failed, nothing published: {_without_rows(exc)}",
                 metadata={"sources": [str(sources[s].path) for s in spec.sources]},
-            ) from exc
+            ) from None  # the chained DuckDB error would put the raw row in the event log
         timings["compute_s"] = time.perf_counter() - start
         start = time.perf_counter()
         data, outcomes = audit(con, contract, data)
@@ -99,6 +100,11 @@ def _as_arrow(out, label: str) -> pa.Table:
     if isinstance(out, pa.Table):
         return out
     raise TypeError(f"{label}: the product function must return a DuckDB relation or an Arrow table, got {type(out).__name__}")
+
+
+def _without_rows(exc: Exception) -> str:
+    """DuckDB's CSV errors quote the offending line whole, PII columns included."""
+    return re.sub(r"(?m)^Original Line: .*$", "Original Line: (withheld: it may hold PII)", str(exc))
 
 
 def _check_result(o: Outcome) -> dg.AssetCheckResult:

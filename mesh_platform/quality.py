@@ -13,7 +13,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from mesh_platform.contracts import Contract, QualityRule
+from mesh_platform.contracts import Contract, QualityRule, rule_columns
 
 SAMPLE_ROWS = 5
 _MASK = "***"
@@ -115,7 +115,7 @@ def _great_expectations(con, contract: Contract, rules: list[QualityRule], data:
             expectations.append(cls(**dict(rule.kwargs), meta={"mesh_rule": rule.name}))
         except (TypeError, ValueError) as exc:
             raise ValueError(f"{contract.path}: quality rule '{rule.name}': {exc}") from exc
-    needed = {c for r in rules for c in _columns(r)} | set(contract.primary_key)
+    needed = {c for r in rules for c in rule_columns(r)} | set(contract.primary_key)
     needed = [c.name for c in contract.columns if c.name in needed] or [contract.columns[0].name]
     frame = data.select(needed).to_pandas()
     context = gx.get_context(mode="ephemeral")
@@ -211,12 +211,6 @@ def _sample(con, contract: Contract, where: str, columns: list[str]) -> list[dic
 
 def _plain(value):
     return value if isinstance(value, (str, int, float, bool, type(None))) else str(value)
-
-
-def _columns(rule: QualityRule) -> list[str]:
-    kwargs = dict(rule.kwargs)
-    cols = [kwargs[k] for k in ("column", "column_A", "column_B") if k in kwargs]
-    return cols + list(kwargs.get("column_list", []))
 
 
 def _camel(snake: str) -> str:

@@ -29,7 +29,7 @@ WORKSPACE_QUERY = """
         name
         locationOrLoadError {
           __typename
-          ... on PythonError { message }
+          ... on PythonError { message className causes { message className } }
         }
       }
     }

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from server import DagsterServer
+from workspace.server import DagsterServer
 
 from mesh_platform.contracts import ContractError
 from mesh_platform.location import location_definitions
@@ -182,8 +182,8 @@ def test_webserver_serves_the_other_locations(tmp_path):
 
     server = DagsterServer(["-w", str(workspace)], home=tmp_path / "mesh").start()
     try:
-        server.wait_ready(timeout=120)
-        locations = server.location_entries(timeout=120)
+        server.wait_ready(timeout=180)
+        locations = server.location_entries(timeout=180)
     finally:
         code = server.stop()
 
@@ -194,9 +194,14 @@ def test_webserver_serves_the_other_locations(tmp_path):
         "preferences": "RepositoryLocation",
         "federation": "RepositoryLocation",
     }, locations
-    message = locations["customer"]["message"]
-    assert str(contract) in message
-    assert "schema[0].properties[3].physicalType" in message
-    assert "NOTATYPE" in message
+    error = locations["customer"]
+    # Dagster wraps the load failure; the UI shows the chain of causes under it.
+    assert error["className"] == "DagsterUserCodeLoadError"
+    assert str(folder / "definitions.py") in error["message"]
+    causes = {c["className"]: c["message"] for c in error["causes"]}
+    assert "ContractError" in causes, error
+    assert str(contract) in causes["ContractError"]
+    assert "schema[0].properties[3].physicalType" in causes["ContractError"]
+    assert "NOTATYPE" in causes["ContractError"]
     assert not server.killed, f"needed SIGKILL to stop:\n{server.log()}"
     assert code == 0, server.log()

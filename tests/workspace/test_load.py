@@ -17,7 +17,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-from server import server_env
+from workspace.server import server_env
 
 from mesh_platform.workspace import locations
 

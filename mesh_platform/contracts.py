@@ -120,15 +120,29 @@ def load_contract(path: Path | str) -> Contract:
         raise ContractError(path, "(yaml)", f"not valid YAML: {exc}") from exc
     if not isinstance(data, dict):
         raise ContractError(path, "(document)", "not an ODCS contract (expected a mapping)")
-    errors = sorted(_odcs_validator().iter_errors(data), key=lambda e: list(e.absolute_path))
+    errors = list(_odcs_validator().iter_errors(data))
     if errors:
-        err = errors[0]
+        err = _first_precise(errors)
         field = err.json_path.removeprefix("$.") if err.absolute_path else "(document)"
         raise ContractError(path, field, f"not valid ODCS: {err.message}")
     from open_data_contract_standard.model import OpenDataContractStandard
 
     model = OpenDataContractStandard(**data)
     return _to_contract(path, model)
+
+
+def _first_precise(errors: list):
+    """The first error in document order, skipping an object's 'unevaluatedProperties' error
+    when it only echoes a more precise error inside that object (an unknown metric makes the
+    rule match no ODCS quality type, so all its properties look 'unexpected')."""
+
+    def echo(e) -> bool:
+        at = list(e.absolute_path)
+        return e.validator == "unevaluatedProperties" and any(
+            o is not e and list(o.absolute_path)[: len(at)] == at for o in errors
+        )
+
+    return min((e for e in errors if not echo(e)), key=lambda e: list(e.absolute_path))
 
 
 def _to_contract(path: Path, m) -> Contract:

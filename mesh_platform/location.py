@@ -41,6 +41,19 @@ def location_definitions(folder: Path | str, name: str | None = None) -> dg.Defi
     assets = [product_asset(contracts[n], functions[n][0], sources) for n in sorted(contracts)]
     job = dg.define_asset_job(f"{name}_products", selection=dg.AssetSelection.assets(*assets))
     automated = [a for a in assets if a.automation_conditions_by_key.get(a.key)]
+    scheduled = [a for a in assets if a not in automated]
+    # Products built from other products follow them through automation; the rest run daily.
+    jobs, schedules = [job], []
+    if scheduled:
+        if len(scheduled) < len(assets):
+            jobs.append(dg.define_asset_job(f"{name}_scheduled", selection=dg.AssetSelection.assets(*scheduled)))
+        schedules.append(dg.ScheduleDefinition(
+            name=f"{name}_daily",
+            job=jobs[-1],
+            cron_schedule=SCHEDULE,
+            execution_timezone="UTC",
+            default_status=dg.DefaultScheduleStatus.RUNNING,
+        ))
     sensors = (
         # The implicit default sensor starts stopped; this location's automation must not.
         [dg.AutomationConditionSensorDefinition(
@@ -53,14 +66,8 @@ def location_definitions(folder: Path | str, name: str | None = None) -> dg.Defi
     )
     return dg.Definitions(
         assets=[*(source_spec(s) for s in sources.values()), *assets],
-        jobs=[job],
-        schedules=[dg.ScheduleDefinition(
-            name=f"{name}_daily",
-            job=job,
-            cron_schedule=SCHEDULE,
-            execution_timezone="UTC",
-            default_status=dg.DefaultScheduleStatus.RUNNING,
-        )],
+        jobs=jobs,
+        schedules=schedules,
         sensors=sensors,
         resources=deployment.resources(consumer=name),
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -153,7 +154,9 @@ def _ui(port: int) -> int:
     dagster = Path(sys.executable).with_name("dagster")
     cmd = [str(dagster), "dev", "-w", str(WORKSPACE), "-h", "127.0.0.1", "-p", str(port)]
     print(f"Dagster UI on http://127.0.0.1:{port} (Ctrl-C stops it and everything it started)")
-    # dagster dev takes over: Ctrl-C reaches it directly and it stops its own processes.
+    # dagster dev takes over: Ctrl-C reaches it directly and it stops its own processes. A shell
+    # that started us in the background left SIGINT ignored, and exec would keep it so.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
     os.execv(cmd[0], cmd)
 
 

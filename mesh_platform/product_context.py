@@ -73,18 +73,27 @@ class ProductContext:
             ) from exc
 
     def product(self, key: str) -> duckdb.DuckDBPyRelation:
-        """The current snapshot of another product ("domain/product"), if this product may read it."""
+        """The current snapshot of another product ("domain/product"), if this product may read it.
+        The snapshot read is recorded, and visible to sql rules as view upstream_<domain>_<product>."""
         if tuple(key.split("/")) not in {tuple(k.path) for k in self._spec.inputs}:
             raise ValueError(f"{self._label}: '{key}' is not declared in @product(inputs=...)")
         snapshot = read_product(self._catalog, key, self._mesh.consumer)
         self.upstream_snapshots[key] = snapshot.snapshot_id
-        if not snapshot.files:
-            return self.con.from_arrow(snapshot.arrow_schema.empty_table())
-        return self.con.read_parquet(list(snapshot.files), union_by_name=True)
+        if snapshot.files:
+            rel = self.con.read_parquet(list(snapshot.files), union_by_name=True)
+        else:
+            rel = self.con.from_arrow(snapshot.arrow_schema.empty_table())
+        # Also a view for the contract's sql rules, which check the output against its inputs.
+        rel.to_view(upstream_view(key))
+        return rel
 
     @property
     def _label(self) -> str:
         return f"{self.contract.domain}/{self.contract.name}"
+
+
+def upstream_view(key: str) -> str:
+    return "upstream_" + key.replace("/", "_")
 
 
 def read_product(catalog: Catalog, key: str, consumer: str, snapshot_id: int | None = None) -> Snapshot:

@@ -3,12 +3,9 @@ from mesh_platform import product
 
 @product(inputs=["customer/profiles", "orders/history", "preferences/settings"])
 def customer_360(ctx):
-    profiles = ctx.product("customer/profiles")
-    profiles.to_view("profiles")
+    ctx.product("customer/profiles").to_view("profiles")
     ctx.product("orders/history").to_view("history")
     ctx.product("preferences/settings").to_view("settings")
-    # The SQL rule one_row_per_profile compares against the snapshot read here.
-    profiles.to_view("mesh_upstream_customer_profiles")
     # Left joins: a 360 view that silently dropped customers would mislead its consumers.
     return ctx.sql(
         """

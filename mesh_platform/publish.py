@@ -17,7 +17,7 @@ import pyarrow as pa
 from dagster_duckdb import DuckDBResource
 
 from mesh_platform.contracts import Contract
-from mesh_platform.product_context import ProductContext
+from mesh_platform.product_context import ProductContext, SourceError
 from mesh_platform.products import ProductSpec
 from mesh_platform.quality import Outcome, audit
 from mesh_platform.resource import MeshResource
@@ -49,6 +49,9 @@ def run_product(
                 description=f"{label}: computing the output failed, nothing published: {_without_rows(exc)}",
                 metadata={"sources": [str(sources[s].path) for s in spec.sources]},
             ) from None  # the chained DuckDB error would put the raw row in the event log
+        except (SourceError, LookupError, PermissionError) as exc:
+            # Landing data not matching its source contract; an input not published or not granted.
+            raise dg.Failure(description=f"{label}: nothing published: {exc}") from None
         timings["compute_s"] = time.perf_counter() - start
         start = time.perf_counter()
         data, outcomes = audit(con, contract, data)

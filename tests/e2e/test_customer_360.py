@@ -43,6 +43,19 @@ def test_full_materialization_builds_customer_360_row_by_row(mesh_home, instance
     assert metadata["contract_version"].value == "1.0.0"
     assert metadata["table_location"].value == snapshot.location
 
+    # `mesh status` reports what was published and how it was checked.
+    from mesh_platform.deployment import Settings
+    from mesh_platform.status import product_status
+
+    status = {(r.domain, r.product): r for r in product_status(Settings.from_env(), instance)}
+    assert {k: (r.owner, r.contract_version, r.rows, r.checks) for k, r in status.items()} == {
+        ("customer", "profiles"): ("team:customer-team", "1.0.0", 3, "5/5 passed"),
+        ("orders", "history"): ("team:orders-team", "1.0.0", 3, "5/5 passed"),  # C999: order, no CRM row
+        ("preferences", "settings"): ("team:preferences-team", "1.0.0", 2, "3/3 passed"),
+        ("federation", "customer_360"): ("team:platform-team", "1.0.0", 3, "2/2 passed"),
+    }
+    assert status[("federation", "customer_360")].published_ms == snapshot.timestamp_ms
+
     # Every check of every product was evaluated and passed.
     for key in PRODUCTS.values():
         asset_key = dg.AssetKey(key.split("/"))

@@ -75,10 +75,7 @@ def _materialize(names: list[str]) -> int:
     if unknown:
         print(f"unknown code locations {unknown}; known: {list(known)}", file=sys.stderr)
         return 2
-    import dagster as dg
-
-    # Create the instance's storage once here: concurrent first-time migrations race.
-    dg.DagsterInstance.get().dispose()
+    _instance().dispose()  # storage created once, before the location processes start
     waves = [[n for n in names if n != FEDERATION], [n for n in names if n == FEDERATION]]
     for wave in filter(None, waves):
         started = {}
@@ -107,12 +104,22 @@ def _materialize(names: list[str]) -> int:
     return 0
 
 
-def _run(location: str) -> int:
+def _instance():
+    """The instance under DAGSTER_HOME. Several processes may start at once on a new home, and
+    Dagster's first-time SQLite migrations race, so creation is serialised with a file lock."""
+    import fcntl
+
     import dagster as dg
 
+    with open(Path(os.environ["DAGSTER_HOME"]) / ".instance.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return dg.DagsterInstance.get()
+
+
+def _run(location: str) -> int:
     from mesh_platform.workspace import materialize
 
-    with dg.DagsterInstance.get() as instance:
+    with _instance() as instance:
         result = materialize(location, instance)
     if not result.success:
         for event in result.all_events:
@@ -125,11 +132,9 @@ def _run(location: str) -> int:
 
 
 def _status(settings: Settings) -> int:
-    import dagster as dg
-
     from mesh_platform.status import product_status
 
-    with dg.DagsterInstance.get() as instance:
+    with _instance() as instance:
         rows = product_status(settings, instance)
     header = ("domain", "product", "owner", "version", "rows", "last published", "checks")
     table = [header] + [

@@ -90,6 +90,9 @@ class DagsterServer:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
+            # A runner started in the background (as CI may be) ignores SIGINT, and children
+            # inherit that: give the server the default disposition, as a terminal would.
+            preexec_fn=_default_sigint,
         )
         return self
 
@@ -167,3 +170,7 @@ class DagsterServer:
             os.killpg(self.proc.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

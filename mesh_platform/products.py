@@ -115,7 +115,13 @@ def product_asset(
         description=contract.description,
         group_name=contract.domain,
         owners=[contract.owner],
-        tags={"Domain": contract.domain, "Owner": contract.team, "DataProduct": contract.name},
+        # The contract's own tags become labels, so the catalog can be searched by them.
+        tags={
+            **{tag: "" for tag in contract.tags},
+            "Domain": contract.domain,
+            "Owner": contract.team,
+            "DataProduct": contract.name,
+        },
         kinds=KINDS,
         code_version=contract.version,
         metadata={
@@ -123,6 +129,7 @@ def product_asset(
             "dagster/table_name": f"{contract.domain}.{contract.name}",
             "contract": dg.MetadataValue.path(str(contract.path)),
             "contract_version": contract.version,
+            "contract_status": contract.status,
             "readers": ", ".join(contract.readers) or "(owner only)",
         },
         check_specs=check_specs,

@@ -292,6 +292,7 @@ def test_profiles_metadata_from_its_contract(defs):
     assert spec.code_version == "1.0.0"
     assert {k: v for k, v in spec.tags.items() if not k.startswith("dagster/")} == {
         "Domain": "customer", "Owner": "customer-team", "DataProduct": "profiles",
+        "customer": "", "pii": "",  # the contract's tags, as labels
     }
     assert {k: v for k, v in spec.tags.items() if k.startswith("dagster/")} == {
         "dagster/kind/duckdb": "", "dagster/kind/iceberg": "",
@@ -305,6 +306,7 @@ def test_profiles_metadata_from_its_contract(defs):
     )
     assert spec.metadata["contract_version"] == "1.0.0"
     assert spec.metadata["readers"] == "federation"
+    assert spec.metadata["contract_status"] == "active"
     assert spec.description.startswith("Current customer records.")
     assert "One row per customer, the current state of the CRM record, cleaned." in spec.description
 

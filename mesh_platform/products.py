@@ -16,7 +16,6 @@ from mesh_platform.resource import MeshResource
 
 SCHEMA_CHECK = "schema"
 KINDS = {"duckdb", "iceberg"}
-_SOURCE_KINDS = {"csv": "csv", "parquet": "parquet", "json": "json"}
 
 
 @dataclass(frozen=True)
@@ -74,7 +73,7 @@ def source_spec(contract: Contract) -> dg.AssetSpec:
         description=contract.description,
         group_name=contract.domain,
         owners=[contract.owner],
-        kinds={_SOURCE_KINDS.get(contract.server_format or "", "file")},
+        kinds={contract.server_format or "file"},
         metadata={
             "dagster/column_schema": table_schema(contract),
             "contract": dg.MetadataValue.path(str(contract.path)),

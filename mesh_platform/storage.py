@@ -24,7 +24,6 @@ COMMIT_ATTEMPTS = 12
 class Snapshot:
     """A published version of a product: what a reader pins and what metadata records."""
 
-    identifier: str
     snapshot_id: int | None
     location: str
     files: tuple[str, ...]
@@ -70,16 +69,19 @@ class Catalog:
     ) -> Snapshot:
         """Commit `data` as the table's new current snapshot, in one atomic commit."""
         from pyiceberg.exceptions import NamespaceAlreadyExistsError, TableAlreadyExistsError
+        from sqlalchemy.exc import IntegrityError
 
         catalog = self._catalog
         ident = f"{namespace}.{name}"
+        # Created on first publish. Two processes may both see it missing: the loser gets the
+        # catalog's unique-key violation rather than "already exists"; either way it exists now.
         try:
             _retry(lambda: catalog.create_namespace(namespace))
-        except NamespaceAlreadyExistsError:
+        except (NamespaceAlreadyExistsError, IntegrityError):
             pass
         try:
             _retry(lambda: catalog.create_table(ident, schema=data.schema, properties=properties))
-        except TableAlreadyExistsError:
+        except (TableAlreadyExistsError, IntegrityError):
             pass
 
         def commit():
@@ -117,7 +119,6 @@ class Catalog:
                 files.append(_local_path(task.file.file_path))
         schema = table.schemas()[snap.schema_id] if snap and snap.schema_id is not None else table.schema()
         return Snapshot(
-            identifier=ident,
             snapshot_id=snap.snapshot_id if snap else None,
             location=table.location(),
             files=tuple(files),

@@ -42,6 +42,6 @@ def test_no_landing_file_names_the_source_and_the_path(mesh_home, instance):
     crm.unlink()
     result = materialize("customer", instance)
     assert not result.success
-    assert f"source 'crm_export'" in step_failure_messages(result)
+    assert "source 'crm_export'" in step_failure_messages(result)
     assert f"no file matches {crm}" in step_failure_messages(result)
     assert Catalog(mesh_home).current("customer", "profiles") is None

@@ -113,7 +113,7 @@ def test_sigint_stops_dagster_dev_and_everything_it_started(dev):
         if not left or time.monotonic() > deadline:
             break
         time.sleep(0.5)
-    assert left == [], f"processes left behind:\n" + "\n".join(left) + f"\n{dev.log()}"
+    assert left == [], "processes left behind:\n" + "\n".join(left) + f"\n{dev.log()}"
 
 
 def _leftovers(identities, dagster_home: str, port: str) -> list[str]:

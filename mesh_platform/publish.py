@@ -19,7 +19,7 @@ from dagster_duckdb import DuckDBResource
 from mesh_platform.contracts import Contract
 from mesh_platform.product_context import ProductContext, SourceError
 from mesh_platform.products import ProductSpec
-from mesh_platform.quality import Outcome, audit
+from mesh_platform.quality import OUTPUT, Outcome, audit
 from mesh_platform.resource import MeshResource
 
 
@@ -42,7 +42,8 @@ def run_product(
         ctx = ProductContext(con, contract, spec, sources, mesh, catalog, context.log)
         start = time.perf_counter()
         try:
-            data = _as_arrow(spec.fn(ctx), label)
+            # Staged as a table of the step's DuckDB: bounded by its memory limit, spilling beyond.
+            _as_relation(con, spec.fn(ctx), label).create(OUTPUT)
         except duckdb.Error as exc:
             # Typically landing data that does not fit its source contract's types.
             raise dg.Failure(
@@ -54,36 +55,44 @@ def run_product(
             raise dg.Failure(description=f"{label}: nothing published: {exc}") from None
         timings["compute_s"] = time.perf_counter() - start
         start = time.perf_counter()
-        data, outcomes = audit(con, contract, data)
+        outcomes = audit(con, contract)
         timings["audit_s"] = time.perf_counter() - start
+        rows = con.execute(f"SELECT count(*) FROM {OUTPUT}").fetchall()[0][0]
 
-    for outcome in outcomes:
-        yield _check_result(outcome)
-    blocked = [o for o in outcomes if o.blocking and not o.passed]
-    if blocked:
-        raise PublishBlocked(
-            description=f"{label}: not published, blocking checks failed; the previous snapshot "
-            "stays current.\n" + "\n".join(_explain(o) for o in blocked),
-            metadata={"failed_checks": [o.name for o in blocked]},
+        for outcome in outcomes:
+            yield _check_result(outcome)
+        blocked = [o for o in outcomes if o.blocking and not o.passed]
+        if blocked:
+            raise PublishBlocked(
+                description=f"{label}: not published, blocking checks failed; the previous snapshot "
+                "stays current.\n" + "\n".join(_explain(o) for o in blocked),
+                metadata={"failed_checks": [o.name for o in blocked]},
+            )
+
+        start = time.perf_counter()
+        staged = catalog.staging_file(contract.domain, contract.name)
+        columns = ", ".join(f'"{c.name}"' for c in contract.columns)
+        try:
+            con.execute(f"COPY (SELECT {columns} FROM {OUTPUT}) TO '{staged}' (FORMAT parquet)")
+        except BaseException:
+            staged.unlink(missing_ok=True)
+            raise
+        snapshot = catalog.publish(
+            contract.domain,
+            contract.name,
+            [staged],
+            properties=_governance_properties(contract),
+            snapshot_properties={
+                "mesh.contract_version": contract.version,
+                "mesh.run_id": context.run.run_id,
+                **{f"mesh.upstream.{k}": str(v) for k, v in ctx.upstream_snapshots.items()},
+            },
         )
-
-    start = time.perf_counter()
-    snapshot = catalog.publish(
-        contract.domain,
-        contract.name,
-        data,
-        properties=_governance_properties(contract),
-        snapshot_properties={
-            "mesh.contract_version": contract.version,
-            "mesh.run_id": context.run.run_id,
-            **{f"mesh.upstream.{k}": str(v) for k, v in ctx.upstream_snapshots.items()},
-        },
-    )
     timings["publish_s"] = time.perf_counter() - start
-    context.log.info(f"{label}: published snapshot {snapshot.snapshot_id} ({data.num_rows} rows)")
+    context.log.info(f"{label}: published snapshot {snapshot.snapshot_id} ({rows} rows)")
     yield dg.MaterializeResult(
         metadata={
-            "dagster/row_count": data.num_rows,
+            "dagster/row_count": rows,
             "snapshot_id": str(snapshot.snapshot_id),
             "table_location": dg.MetadataValue.path(snapshot.location),
             "contract_version": contract.version,
@@ -97,11 +106,11 @@ def run_product(
     )
 
 
-def _as_arrow(out, label: str) -> pa.Table:
+def _as_relation(con: duckdb.DuckDBPyConnection, out, label: str) -> duckdb.DuckDBPyRelation:
     if isinstance(out, duckdb.DuckDBPyRelation):
-        return out.to_arrow_table()
-    if isinstance(out, pa.Table):
         return out
+    if isinstance(out, pa.Table):
+        return con.from_arrow(out)
     raise TypeError(f"{label}: the product function must return a DuckDB relation or an Arrow table, got {type(out).__name__}")
 
 

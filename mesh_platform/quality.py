@@ -1,8 +1,9 @@
 """Audit a product's output against its contract, before anything is published.
 
-First the schema (columns, types, required, unique), in DuckDB SQL over the Arrow output.
-Then the contract's quality rules: library and custom rules with Great Expectations on a
-pandas frame of only the columns they need; sql rules in DuckDB.
+The output is a table in the step's DuckDB. First the schema (columns, types, required,
+unique) in SQL. Then the contract's quality rules: expectations with a SQL form and sql rules
+in DuckDB; only expectations without one go to Great Expectations, on a pandas frame of the
+columns they need.
 """
 
 from __future__ import annotations
@@ -11,11 +12,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import duckdb
-import pyarrow as pa
 
 from mesh_platform.contracts import Contract, QualityRule, rule_columns
+from mesh_platform.expectations import compile_expectation, evaluate
 
 SAMPLE_ROWS = 5
+OUTPUT = "mesh_output"  # the table the output is audited in, and the sql rules' ${object}
 _MASK = "***"
 
 
@@ -29,26 +31,49 @@ class Outcome:
     sample: list[dict] = field(default_factory=list)
 
 
-def audit(con: duckdb.DuckDBPyConnection, contract: Contract, data: pa.Table) -> tuple[pa.Table, list[Outcome]]:
-    """Returns the output in contract column order and one outcome per check that ran.
-
-    The quality rules run only on output whose schema matches the contract."""
-    schema = _schema_outcome(con, contract, data)
+def audit(con: duckdb.DuckDBPyConnection, contract: Contract) -> list[Outcome]:
+    """One outcome per check that ran on the output table. The quality rules run only on
+    output whose schema matches the contract."""
+    schema = _schema_outcome(con, contract)
     if not schema.passed:
-        return data, [schema]
-    data = data.select([c.name for c in contract.columns])
-    gx_rules = [r for r in contract.rules if r.engine == "great_expectations"]
-    sql_rules = [r for r in contract.rules if r.engine == "sql"]
-    outcomes = [schema]
+        return [schema]
+    outcomes = {"schema": schema}
+    compiled = {
+        r.name: c
+        for r in contract.rules
+        if r.engine == "great_expectations"
+        and (c := compile_expectation(r.expectation, dict(r.kwargs), OUTPUT)) is not None
+    }
+    by_name = {r.name: r for r in contract.rules}
+    if compiled:
+        for name, result in zip(compiled, evaluate(con, OUTPUT, list(compiled.values())), strict=True):
+            rule, sql = by_name[name], compiled[name]
+            sample = [] if result.success or sql.column is None else _sample(
+                con, contract, sql.unexpected, [sql.column], sql.params
+            )
+            outcomes[name] = _expectation_outcome(rule, result.success, result.metadata, sample)
+    gx_rules = [r for r in contract.rules if r.engine == "great_expectations" and r.name not in compiled]
     if gx_rules:
-        outcomes += _great_expectations(con, contract, gx_rules, data)
-    outcomes += [_sql_outcome(con, contract, r, data) for r in sql_rules]
-    return data, outcomes
+        outcomes |= {o.name: o for o in _great_expectations(con, contract, gx_rules)}
+    outcomes |= {r.name: _sql_outcome(con, r) for r in contract.rules if r.engine == "sql"}
+    # Contract order, so that the checks read the same in every run.
+    return [outcomes["schema"]] + [outcomes[r.name] for r in contract.rules]
 
 
-def _schema_outcome(con, contract: Contract, data: pa.Table) -> Outcome:
-    rel = con.from_arrow(data)
-    actual = dict(zip(rel.columns, (str(t) for t in rel.types)))
+def _expectation_outcome(rule: QualityRule, success: bool, metadata: dict, sample: list[dict]) -> Outcome:
+    return Outcome(
+        name=rule.name,
+        passed=success,
+        blocking=rule.blocking,
+        description=rule.description + ("" if success else f": failed {metadata}"),
+        metadata=metadata,
+        sample=sample,
+    )
+
+
+def _schema_outcome(con, contract: Contract) -> Outcome:
+    rel = con.table(OUTPUT)
+    actual = dict(zip(rel.columns, (str(t) for t in rel.types), strict=True))
     expected = {c.name: c.physical_type for c in contract.columns}
     problems = []
     missing = [n for n in expected if n not in actual]
@@ -63,33 +88,27 @@ def _schema_outcome(con, contract: Contract, data: pa.Table) -> Outcome:
     sample: list[dict] = []
     counts: dict[str, int] = {}
     if not problems:
-        con.register("mesh_output", data)
-        try:
-            tests = [
-                (f"{c.name} is required", f'count(*) FILTER (WHERE "{c.name}" IS NULL)', f'"{c.name}" IS NULL')
-                for c in contract.columns if c.required
-            ]
-            keys = [[c.name] for c in contract.columns if c.unique and not c.primary_key]
-            if contract.primary_key:
-                keys.append(list(contract.primary_key))
-            for key in keys:
-                cols = ", ".join(f'"{k}"' for k in key)
-                tests.append((
-                    f"({', '.join(key)}) is unique",
-                    f"count(*) - count(DISTINCT ({cols}))",
-                    f"({cols}) IN (SELECT ({cols}) FROM mesh_output GROUP BY ALL HAVING count(*) > 1)",
-                ))
-            if tests:
-                row = con.execute(
-                    "SELECT " + ", ".join(expr for _, expr, _ in tests) + " FROM mesh_output"
-                ).fetchall()[0]
-                for (label, _, where), bad in zip(tests, row):
-                    counts[label] = int(bad)
-                    if bad:
-                        problems.append(f"{label}: {bad} offending rows")
-                        sample = sample or _sample(con, contract, where, [])
-        finally:
-            con.unregister("mesh_output")
+        tests = [
+            (f"{c.name} is required", f'count(*) FILTER (WHERE "{c.name}" IS NULL)', f'"{c.name}" IS NULL')
+            for c in contract.columns if c.required
+        ]
+        keys = [[c.name] for c in contract.columns if c.unique and not c.primary_key]
+        if contract.primary_key:
+            keys.append(list(contract.primary_key))
+        for key in keys:
+            cols = ", ".join(f'"{k}"' for k in key)
+            tests.append((
+                f"({', '.join(key)}) is unique",
+                f"count(*) - count(DISTINCT ({cols}))",
+                f"({cols}) IN (SELECT ({cols}) FROM {OUTPUT} GROUP BY ALL HAVING count(*) > 1)",
+            ))
+        if tests:
+            row = con.execute(f"SELECT {', '.join(expr for _, expr, _ in tests)} FROM {OUTPUT}").fetchall()[0]
+            for (label, _, where), bad in zip(tests, row, strict=True):
+                counts[label] = int(bad)
+                if bad:
+                    problems.append(f"{label}: {bad} offending rows")
+                    sample = sample or _sample(con, contract, where, [])
     return Outcome(
         name="schema",
         passed=not problems,
@@ -100,8 +119,8 @@ def _schema_outcome(con, contract: Contract, data: pa.Table) -> Outcome:
     )
 
 
-def _great_expectations(con, contract: Contract, rules: list[QualityRule], data: pa.Table) -> list[Outcome]:
-    import great_expectations as gx  # seconds to import: only when a product validates
+def _great_expectations(con, contract: Contract, rules: list[QualityRule]) -> list[Outcome]:
+    import great_expectations as gx  # seconds to import: only for expectations SQL cannot run
 
     expectations = []
     for rule in rules:
@@ -117,7 +136,7 @@ def _great_expectations(con, contract: Contract, rules: list[QualityRule], data:
             raise ValueError(f"{contract.path}: quality rule '{rule.name}': {exc}") from exc
     needed = {c for r in rules for c in rule_columns(r)} | set(contract.primary_key)
     needed = [c.name for c in contract.columns if c.name in needed] or [contract.columns[0].name]
-    frame = data.select(needed).to_pandas()
+    frame = con.table(OUTPUT).select(", ".join(f'"{c}"' for c in needed)).df()
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = gx.data_context.types.base.ProgressBarsConfig(globally=False)
     batch = (
@@ -142,26 +161,15 @@ def _great_expectations(con, contract: Contract, rules: list[QualityRule], data:
             if detail.get(k) is not None
         }
         sample = []
-        if not res.success and rule.column and rule.expectation != "expect_table_row_count_to_be_between":
-            sample = _unexpected_rows(con, contract, data, rule.column, unexpected)
-        outcomes.append(Outcome(
-            name=rule.name,
-            passed=bool(res.success),
-            blocking=rule.blocking,
-            description=rule.description + ("" if res.success else f": failed {metadata}"),
-            metadata=metadata,
-            sample=sample,
-        ))
+        if not res.success and rule.column and not rule.expectation.startswith("expect_table_"):
+            sample = _unexpected_rows(con, contract, rule.column, unexpected)
+        outcomes.append(_expectation_outcome(rule, bool(res.success), metadata, sample))
     return outcomes
 
 
-def _sql_outcome(con, contract: Contract, rule: QualityRule, data: pa.Table) -> Outcome:
-    con.register("mesh_output", data)
-    try:
-        query = rule.query.replace("${object}", "mesh_output").replace("${property}", f'"{rule.column}"')
-        value = con.execute(query).fetchall()[0][0]
-    finally:
-        con.unregister("mesh_output")
+def _sql_outcome(con, rule: QualityRule) -> Outcome:
+    query = rule.query.replace("${object}", OUTPUT).replace("${property}", f'"{rule.column}"')
+    value = con.execute(query).fetchall()[0][0]
     passed = all(_holds(op, value, bound) for op, bound in rule.bounds)
     return Outcome(
         name=rule.name,
@@ -185,28 +193,23 @@ def _holds(op: str, value, bound) -> bool:
     }[op]()
 
 
-def _unexpected_rows(con, contract: Contract, data: pa.Table, column: str, values: list) -> list[dict]:
-    con.register("mesh_output", data)
-    try:
-        values = [v for v in values if v is not None]
-        where = f'"{column}" IS NULL'
-        if values:
-            con.execute("CREATE OR REPLACE TEMP TABLE mesh_unexpected AS SELECT unnest($v) AS v", {"v": values})
-            where += f' OR "{column}" IN (SELECT v FROM mesh_unexpected)'
-        return _sample(con, contract, where, [column])
-    finally:
-        con.unregister("mesh_output")
+def _unexpected_rows(con, contract: Contract, column: str, values: list) -> list[dict]:
+    values = [v for v in values if v is not None]
+    where = f'"{column}" IS NULL'
+    if values:
+        where += f' OR list_contains($unexpected, "{column}")'
+    return _sample(con, contract, where, [column], {"unexpected": values} if values else {})
 
 
-def _sample(con, contract: Contract, where: str, columns: list[str]) -> list[dict]:
+def _sample(con, contract: Contract, where: str, columns: list[str], params: dict | None = None) -> list[dict]:
     """A few offending rows: the key and the columns at fault, PII masked."""
     wanted = list(dict.fromkeys([*contract.primary_key, *columns])) or [c.name for c in contract.columns]
     select = ", ".join(
         f"'{_MASK}' AS \"{c}\"" if contract.column(c).classification else f'"{c}"' for c in wanted
     )
-    cursor = con.execute(f"SELECT {select} FROM mesh_output WHERE {where} LIMIT {SAMPLE_ROWS}")
+    cursor = con.execute(f"SELECT {select} FROM {OUTPUT} WHERE {where} LIMIT {SAMPLE_ROWS}", params or None)
     names = [d[0] for d in cursor.description]
-    return [dict(zip(names, map(_plain, row))) for row in cursor.fetchall()]
+    return [dict(zip(names, map(_plain, row), strict=True)) for row in cursor.fetchall()]
 
 
 def _plain(value):

@@ -11,11 +11,14 @@ import functools
 import random
 import sqlite3
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
-import pyarrow as pa
+if TYPE_CHECKING:
+    import pyarrow as pa  # a second on import: loaded by the functions that need it
 
 COMMIT_ATTEMPTS = 12
 
@@ -59,44 +62,61 @@ class Catalog:
             )
         )
 
+    def staging_file(self, namespace: str, name: str) -> Path:
+        """Where a new version's data file is written before it is audited and committed.
+        Until the commit names it, no reader sees it."""
+        folder = self.home / "warehouse" / namespace / name / "data"
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder / f"mesh-{uuid.uuid4()}.parquet"
+
     def publish(
         self,
         namespace: str,
         name: str,
-        data: pa.Table,
+        files: list[Path],
         properties: dict[str, str],
         snapshot_properties: dict[str, str],
     ) -> Snapshot:
-        """Commit `data` as the table's new current snapshot, in one atomic commit."""
+        """Commit Parquet `files` as the table's whole new current snapshot, atomically.
+        The files are registered where they are, not copied; a failed commit deletes them."""
+        import pyarrow.parquet as pq
         from pyiceberg.exceptions import NamespaceAlreadyExistsError, TableAlreadyExistsError
+        from pyiceberg.expressions import AlwaysTrue
         from sqlalchemy.exc import IntegrityError
 
         catalog = self._catalog
         ident = f"{namespace}.{name}"
-        # Created on first publish. Two processes may both see it missing: the loser gets the
-        # catalog's unique-key violation rather than "already exists"; either way it exists now.
+        paths = [str(f) for f in files]
+        # Every column optional in the table: a later version may hold nulls this one lacks.
+        schema = _nullable(pq.read_schema(paths[0]))
         try:
-            _retry(lambda: catalog.create_namespace(namespace))
-        except (NamespaceAlreadyExistsError, IntegrityError):
-            pass
-        try:
-            _retry(lambda: catalog.create_table(ident, schema=data.schema, properties=properties))
-        except (TableAlreadyExistsError, IntegrityError):
-            pass
+            # Created on first publish. Two processes may both see it missing: the loser gets the
+            # catalog's unique-key violation rather than "already exists"; either way it exists.
+            try:
+                _retry(lambda: catalog.create_namespace(namespace))
+            except (NamespaceAlreadyExistsError, IntegrityError):
+                pass
+            try:
+                _retry(lambda: catalog.create_table(ident, schema=schema, properties=properties))
+            except (TableAlreadyExistsError, IntegrityError):
+                pass
 
-        def commit():
-            table = catalog.load_table(ident)
-            with table.transaction() as tx:
-                # Schema evolution: columns a new contract version adds are added here.
-                with tx.update_schema() as update:
-                    update.union_by_name(data.schema)
-                tx.set_properties(properties)
-                if table.current_snapshot() is None:
-                    tx.append(data, snapshot_properties=snapshot_properties)
-                else:
-                    tx.overwrite(data, snapshot_properties=snapshot_properties)
+            def commit():
+                table = catalog.load_table(ident)
+                with table.transaction() as tx:
+                    # Schema evolution: columns a new contract version adds are added here.
+                    with tx.update_schema() as update:
+                        update.union_by_name(schema)
+                    tx.set_properties(properties)
+                    if table.current_snapshot() is not None:
+                        tx.delete(AlwaysTrue(), snapshot_properties=snapshot_properties)
+                    tx.add_files(paths, snapshot_properties=snapshot_properties)
 
-        _retry(commit)
+            _retry(commit)
+        except BaseException:
+            for path in files:
+                Path(path).unlink(missing_ok=True)
+            raise
         return self.current(namespace, name)
 
     def current(self, namespace: str, name: str, snapshot_id: int | None = None) -> Snapshot | None:
@@ -139,6 +159,20 @@ class Catalog:
             for i, s in enumerate(snapshots)
             if i + 1 == len(snapshots) or run[i] is None or run[i] != run[i + 1]
         ]
+
+
+def _nullable(schema: pa.Schema) -> pa.Schema:
+    import pyarrow as pa
+
+    def field(f: pa.Field) -> pa.Field:
+        t = f.type
+        if pa.types.is_struct(t):
+            t = pa.struct([field(c) for c in t])
+        elif pa.types.is_list(t):
+            t = pa.list_(field(t.value_field))
+        return f.with_type(t).with_nullable(True)
+
+    return pa.schema([field(f) for f in schema])
 
 
 def _local_path(uri: str) -> str:

@@ -82,6 +82,7 @@ class Contract:
         return next(c for c in self.columns if c.name == name)
 
 
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when built with it: 10x faster
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _UNITS = {
     "m": "minutes", "min": "minutes", "minute": "minutes", "minutes": "minutes",
@@ -115,7 +116,7 @@ def _odcs_validator():
 def load_contract(path: Path | str) -> Contract:
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.load(path.read_text(), Loader=_YAML_LOADER)
     except yaml.YAMLError as exc:
         raise ContractError(path, "(yaml)", f"not valid YAML: {exc}") from exc
     if not isinstance(data, dict):

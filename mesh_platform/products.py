@@ -85,8 +85,6 @@ def source_spec(contract: Contract) -> dg.AssetSpec:
 def product_asset(
     contract: Contract, spec: ProductSpec, sources: dict[str, Contract]
 ) -> dg.AssetsDefinition:
-    from mesh_platform.publish import run_product
-
     key = product_key(contract)
     check_specs = [
         dg.AssetCheckSpec(
@@ -140,6 +138,8 @@ def product_asset(
         automation_condition=automation,
     )
     def _product(context: dg.AssetExecutionContext, mesh: MeshResource, duckdb: DuckDBResource):
+        from mesh_platform.publish import run_product  # pyarrow and the engine: only when it runs
+
         yield from run_product(context, contract, spec, sources, mesh, duckdb)
 
     return _product

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import subprocess
 import sys
 import time
 from datetime import datetime, timezone
@@ -24,8 +23,13 @@ def main(argv: list[str] | None = None) -> int:
     seed.add_argument("--seed", type=int, default=7)
     mat = sub.add_parser("materialize", help="run every product through real Dagster runs")
     mat.add_argument("locations", nargs="*", help="code locations (default: all, domains first)")
-    run = sub.add_parser("run", help="materialize one code location in this process")
+    run = sub.add_parser("run", help="materialize one code location")
     run.add_argument("location")
+    for p in (mat, run):
+        p.add_argument(
+            "--in-process", action="store_true",
+            help="run every step in the run's process (default: a process per step, as the UI runs it)",
+        )
     sub.add_parser("status", help="show every product's published state and checks")
     ui = sub.add_parser("ui", help="start the Dagster UI on 127.0.0.1")
     ui.add_argument("--port", type=int, default=3000)
@@ -39,8 +43,8 @@ def main(argv: list[str] | None = None) -> int:
         config.write_text("telemetry:\n  enabled: false\n")
     return {
         "seed": lambda: _seed(settings, args.customers, args.seed),
-        "materialize": lambda: _materialize(args.locations),
-        "run": lambda: _run(args.location),
+        "materialize": lambda: _materialize(args.locations, args.in_process),
+        "run": lambda: _run(args.location, args.in_process),
         "status": lambda: _status(settings),
         "ui": lambda: _ui(args.port),
     }[args.command]()
@@ -64,10 +68,12 @@ def _seed(settings: Settings, customers: int, seed: int) -> int:
     return 0
 
 
-def _materialize(names: list[str]) -> int:
-    """Domains in parallel, each in its own process as separate deployments would; then the
-    federated products, which read what the domains just published."""
-    from mesh_platform.workspace import locations
+def _materialize(names: list[str], in_process: bool) -> int:
+    """Each location's products as its own Dagster run, domains first, then the federated
+    products that read what they published: the order in which the UI's backfill of the whole
+    graph runs them. One run at a time: DuckDB already spreads one product over every core,
+    and the machine's memory then holds one step's worth, not one per location."""
+    from mesh_platform.workspace import locations, materialize
 
     known = locations()
     names = names or list(known)
@@ -75,32 +81,16 @@ def _materialize(names: list[str]) -> int:
     if unknown:
         print(f"unknown code locations {unknown}; known: {list(known)}", file=sys.stderr)
         return 2
-    _instance().dispose()  # storage created once, before the location processes start
-    waves = [[n for n in names if n != FEDERATION], [n for n in names if n == FEDERATION]]
-    for wave in filter(None, waves):
-        started = {}
-        for name in wave:
+    with _instance() as instance:
+        for name in sorted(names, key=lambda n: n == FEDERATION):
             print(f"  {name:<12} materializing ...", flush=True)
-            started[name] = (
-                time.perf_counter(),
-                subprocess.Popen(
-                    [sys.executable, "-m", "mesh_platform.cli", "run", name],
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.STDOUT,
-                    text=True,
-                ),
-            )
-        failed = []
-        for name, (start, proc) in started.items():
-            output, _ = proc.communicate()
+            start = time.perf_counter()
+            result = materialize(name, instance, in_process)
             took = time.perf_counter() - start
-            if proc.returncode == 0:
-                print(f"  {name:<12} done in {took:.1f}s: {output.strip().splitlines()[-1]}")
-            else:
-                failed.append(name)
-                print(f"  {name:<12} FAILED after {took:.1f}s\n{output}", file=sys.stderr)
-        if failed:
-            return 1
+            if not result.success:
+                print(f"  {name:<12} FAILED after {took:.1f}s\n{_failures(result)}", file=sys.stderr)
+                return 1
+            print(f"  {name:<12} done in {took:.1f}s: {_published(result)}", flush=True)
     return 0
 
 
@@ -116,19 +106,25 @@ def _instance():
         return dg.DagsterInstance.get()
 
 
-def _run(location: str) -> int:
+def _run(location: str, in_process: bool) -> int:
     from mesh_platform.workspace import materialize
 
     with _instance() as instance:
-        result = materialize(location, instance)
+        result = materialize(location, instance, in_process)
     if not result.success:
-        for event in result.all_events:
-            if event.is_step_failure:
-                print(event.step_failure_data.error.message, file=sys.stderr)
+        print(_failures(result), file=sys.stderr)
         return 1
-    published = [e.asset_key.to_user_string() for e in result.get_asset_materialization_events()]
-    print(f"run {result.run_id[:8]} published {', '.join(published) or 'nothing'}")
+    print(_published(result))
     return 0
+
+
+def _failures(result) -> str:
+    return "\n".join(e.step_failure_data.error.message for e in result.all_events if e.is_step_failure)
+
+
+def _published(result) -> str:
+    published = [e.asset_key.to_user_string() for e in result.get_asset_materialization_events()]
+    return f"run {result.run_id[:8]} published {', '.join(published) or 'nothing'}"
 
 
 def _status(settings: Settings) -> int:

@@ -17,6 +17,13 @@ from mesh_platform.contracts import Contract, ContractError, load_contract
 from mesh_platform.products import ProductSpec, product_asset, source_spec
 
 SCHEDULE = "0 2 * * *"  # daily, after the source systems' nightly exports
+# A process per step, as Dagster runs a job by default, but forked from a server that imported
+# Dagster, the platform and the engine once per run: a spawned step would import them again
+# and spend seconds before doing any work.
+EXECUTOR = dg.multiprocess_executor.configured(
+    {"start_method": {"forkserver": {"preload_modules": ["mesh_platform.publish", "pyiceberg.catalog.sql"]}}},
+    name="mesh_executor",
+)
 
 
 def location_definitions(folder: Path | str, name: str | None = None) -> dg.Definitions:
@@ -70,6 +77,7 @@ def location_definitions(folder: Path | str, name: str | None = None) -> dg.Defi
         schedules=schedules,
         sensors=sensors,
         resources=deployment.resources(consumer=name),
+        executor=EXECUTOR,
     )
 
 

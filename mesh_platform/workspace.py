@@ -40,8 +40,18 @@ def locations(workspace: Path = WORKSPACE) -> dict[str, Location]:
     }
 
 
-def materialize(location: str, instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
-    """One real Dagster run of every product of a location, recorded in `instance`."""
+def location_job(location: str) -> dg.JobDefinition:
+    """The job of every product of a location. Module-level, so that the step processes of a
+    multiprocess run can rebuild it, as they rebuild any job the UI launches."""
     loc = locations()[location]
-    job = loc.definitions().resolve_job_def(loc.job_name)
-    return job.execute_in_process(instance=instance, raise_on_error=False, tags={"mesh/trigger": "mesh-cli"})
+    return loc.definitions().resolve_job_def(loc.job_name)
+
+
+def materialize(location: str, instance: dg.DagsterInstance, in_process: bool = True) -> dg.ExecutionResult:
+    """One real Dagster run of every product of a location, recorded in `instance`: in this
+    process, or as the UI runs it, with each step in its own process."""
+    tags = {"mesh/trigger": "mesh-cli"}
+    if in_process:
+        return location_job(location).execute_in_process(instance=instance, raise_on_error=False, tags=tags)
+    job = dg.build_reconstructable_job(__name__, "location_job", reconstructable_args=(location,))
+    return dg.execute_job(job, instance, tags=tags)

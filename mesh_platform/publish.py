@@ -19,7 +19,7 @@ from dagster_duckdb import DuckDBResource
 from mesh_platform.contracts import Contract
 from mesh_platform.product_context import ProductContext, SourceError
 from mesh_platform.products import ProductSpec
-from mesh_platform.quality import OUTPUT, Outcome, audit
+from mesh_platform.quality import OUTPUT, Outcome, audit, schema_problems
 from mesh_platform.resource import MeshResource
 
 
@@ -38,45 +38,46 @@ def run_product(
     catalog = mesh.catalog()
     label = f"{contract.domain}/{contract.name}"
     timings = {}
-    with duckdb_resource.get_connection() as con:
-        ctx = ProductContext(con, contract, spec, sources, mesh, catalog, context.log)
-        start = time.perf_counter()
-        try:
-            # Staged as a table of the step's DuckDB: bounded by its memory limit, spilling beyond.
-            _as_relation(con, spec.fn(ctx), label).create(OUTPUT)
-        except duckdb.Error as exc:
-            # Typically landing data that does not fit its source contract's types.
-            raise dg.Failure(
-                description=f"{label}: computing the output failed, nothing published: {_without_rows(exc)}",
-                metadata={"sources": [str(sources[s].path) for s in spec.sources]},
-            ) from None  # the chained DuckDB error would put the raw row in the event log
-        except (SourceError, LookupError, PermissionError) as exc:
-            # Landing data not matching its source contract; an input not published or not granted.
-            raise dg.Failure(description=f"{label}: nothing published: {exc}") from None
-        timings["compute_s"] = time.perf_counter() - start
-        start = time.perf_counter()
-        outcomes = audit(con, contract)
-        timings["audit_s"] = time.perf_counter() - start
-        rows = con.execute(f"SELECT count(*) FROM {OUTPUT}").fetchall()[0][0]
+    staged = catalog.staging_file(contract.domain, contract.name)
+    published = False
+    try:
+        with duckdb_resource.get_connection() as con:
+            ctx = ProductContext(con, contract, spec, sources, mesh, catalog, context.log)
+            start = time.perf_counter()
+            try:
+                rel = _as_relation(con, spec.fn(ctx), label)
+                actual = dict(zip(rel.columns, (str(t) for t in rel.types), strict=True))
+                if not schema_problems(contract, actual):
+                    # DuckDB writes the new version's Parquet file itself, in parallel and within
+                    # its memory limit; no reader sees the file until a commit names it.
+                    rel.select(", ".join(f'"{c.name}"' for c in contract.columns)).to_parquet(str(staged))
+                    con.execute(f"CREATE VIEW {OUTPUT} AS SELECT * FROM read_parquet('{staged}')")
+            except duckdb.Error as exc:
+                # Typically landing data that does not fit its source contract's types.
+                raise dg.Failure(
+                    description=f"{label}: computing the output failed, nothing published: {_without_rows(exc)}",
+                    metadata={"sources": [str(sources[s].path) for s in spec.sources]},
+                ) from None  # the chained DuckDB error would put the raw row in the event log
+            except (SourceError, LookupError, PermissionError) as exc:
+                # Landing data not matching its source contract; an input not published or not granted.
+                raise dg.Failure(description=f"{label}: nothing published: {exc}") from None
+            timings["compute_s"] = time.perf_counter() - start
+            start = time.perf_counter()
+            outcomes = audit(con, contract, actual)
+            timings["audit_s"] = time.perf_counter() - start
 
-        for outcome in outcomes:
-            yield _check_result(outcome)
-        blocked = [o for o in outcomes if o.blocking and not o.passed]
-        if blocked:
-            raise PublishBlocked(
-                description=f"{label}: not published, blocking checks failed; the previous snapshot "
-                "stays current.\n" + "\n".join(_explain(o) for o in blocked),
-                metadata={"failed_checks": [o.name for o in blocked]},
-            )
+            for outcome in outcomes:
+                yield _check_result(outcome)
+            blocked = [o for o in outcomes if o.blocking and not o.passed]
+            if blocked:
+                raise PublishBlocked(
+                    description=f"{label}: not published, blocking checks failed; the previous snapshot "
+                    "stays current.\n" + "\n".join(_explain(o) for o in blocked),
+                    metadata={"failed_checks": [o.name for o in blocked]},
+                )
+            rows = con.execute(f"SELECT count(*) FROM {OUTPUT}").fetchall()[0][0]
 
         start = time.perf_counter()
-        staged = catalog.staging_file(contract.domain, contract.name)
-        columns = ", ".join(f'"{c.name}"' for c in contract.columns)
-        try:
-            con.execute(f"COPY (SELECT {columns} FROM {OUTPUT}) TO '{staged}' (FORMAT parquet)")
-        except BaseException:
-            staged.unlink(missing_ok=True)
-            raise
         snapshot = catalog.publish(
             contract.domain,
             contract.name,
@@ -88,6 +89,10 @@ def run_product(
                 **{f"mesh.upstream.{k}": str(v) for k, v in ctx.upstream_snapshots.items()},
             },
         )
+        published = True
+    finally:
+        if not published:  # failed, blocked or interrupted: the staged file goes
+            staged.unlink(missing_ok=True)
     timings["publish_s"] = time.perf_counter() - start
     context.log.info(f"{label}: published snapshot {snapshot.snapshot_id} ({rows} rows)")
     yield dg.MaterializeResult(

@@ -1,6 +1,6 @@
 """Audit a product's output against its contract, before anything is published.
 
-The output is a table in the step's DuckDB. First the schema (columns, types, required,
+The output is a table or view (OUTPUT) in the step's DuckDB. First the schema (columns, types, required,
 unique) in SQL. Then the contract's quality rules: expectations with a SQL form and sql rules
 in DuckDB; only expectations without one go to Great Expectations, on a pandas frame of the
 columns they need.
@@ -31,10 +31,28 @@ class Outcome:
     sample: list[dict] = field(default_factory=list)
 
 
-def audit(con: duckdb.DuckDBPyConnection, contract: Contract) -> list[Outcome]:
-    """One outcome per check that ran on the output table. The quality rules run only on
-    output whose schema matches the contract."""
-    schema = _schema_outcome(con, contract)
+def schema_problems(contract: Contract, actual: dict[str, str]) -> list[str]:
+    """What is wrong with the output's columns and types (`actual`: name -> DuckDB type),
+    known from the query before it runs."""
+    expected = {c.name: c.physical_type for c in contract.columns}
+    problems = []
+    missing = [n for n in expected if n not in actual]
+    extra = [n for n in actual if n not in expected]
+    if missing:
+        problems.append(f"missing columns {missing}")
+    if extra:
+        problems.append(f"columns not in the contract {extra}")
+    wrong = {n: f"{actual[n]} (contract: {t})" for n, t in expected.items() if n in actual and actual[n] != t}
+    if wrong:
+        problems.append(f"wrong types {wrong}")
+    return problems
+
+
+def audit(con: duckdb.DuckDBPyConnection, contract: Contract, actual: dict[str, str]) -> list[Outcome]:
+    """One outcome per check that ran. `actual` are the output's column types; the data checks
+    run on the OUTPUT table only when they match the contract, and the quality rules only on
+    output whose whole schema check passed."""
+    schema = _schema_outcome(con, contract, actual)
     if not schema.passed:
         return [schema]
     outcomes = {"schema": schema}
@@ -71,20 +89,8 @@ def _expectation_outcome(rule: QualityRule, success: bool, metadata: dict, sampl
     )
 
 
-def _schema_outcome(con, contract: Contract) -> Outcome:
-    rel = con.table(OUTPUT)
-    actual = dict(zip(rel.columns, (str(t) for t in rel.types), strict=True))
-    expected = {c.name: c.physical_type for c in contract.columns}
-    problems = []
-    missing = [n for n in expected if n not in actual]
-    extra = [n for n in actual if n not in expected]
-    if missing:
-        problems.append(f"missing columns {missing}")
-    if extra:
-        problems.append(f"columns not in the contract {extra}")
-    wrong = {n: f"{actual[n]} (contract: {t})" for n, t in expected.items() if n in actual and actual[n] != t}
-    if wrong:
-        problems.append(f"wrong types {wrong}")
+def _schema_outcome(con, contract: Contract, actual: dict[str, str]) -> Outcome:
+    problems = schema_problems(contract, actual)
     sample: list[dict] = []
     counts: dict[str, int] = {}
     if not problems:

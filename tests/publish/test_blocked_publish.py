@@ -55,6 +55,8 @@ def assert_still_published(home: Path, snapshot_id: int, before: list[dict]) -> 
     assert current.snapshot_id == snapshot_id
     assert rows(current) == before
     assert catalog.history("customer", "profiles") == [snapshot_id]
+    # The blocked version's staged Parquet file is gone: the table's folder holds only what was published.
+    assert sorted((home / "warehouse/customer/profiles/data").glob("*.parquet")) == sorted(map(Path, current.files))
 
 
 def evaluations(result: dg.ExecuteInProcessResult) -> dict[str, dg.AssetCheckEvaluation]:

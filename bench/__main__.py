@@ -1,0 +1,225 @@
+"""`make bench`: the mesh against the raw DuckDB limit and the usual pandas way.
+
+For each scale: landing data from the project's seeded generator, then several rounds in
+which every system refreshes all four products from the same files, in rotating order. Each
+run is measured (wall, CPU, peak RSS of its process tree) and its outputs are checked equal
+to the others' (order-independent); a difference stops the benchmark. Medians are reported.
+Then each code location's load time in fresh processes, and `make dev` to a materialized UI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+
+from bench.compare import compare
+from bench.measure import clean_env, run_measured
+from bench.startup import location_load, make_dev_seconds
+from bench.systems import PRODUCTS, ROOT, SYSTEMS, System
+from mesh_platform.contracts import load_contract
+
+LOCATIONS = ["customer", "orders", "preferences", "federation"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--scales", default="100000,1000000", help="customers per scale, comma-separated")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--systems", default=",".join(SYSTEMS))
+    parser.add_argument(
+        "--cap", action="append", default=[], metavar="SYSTEM@SCALE=N",
+        help="run SYSTEM in only the first N rounds at SCALE (e.g. usual@1000000=1: it takes minutes)",
+    )
+    parser.add_argument("--load-rounds", type=int, default=5, help="fresh processes per location")
+    parser.add_argument("--no-dev", action="store_true", help="skip timing `make dev`")
+    parser.add_argument("--dir", type=Path, default=ROOT / ".bench", help="landing data, work dirs, results")
+    args = parser.parse_args(argv)
+    scales = [int(s) for s in args.scales.split(",")]
+    systems = [SYSTEMS[s] for s in args.systems.split(",")]
+    caps = {tuple(c.split("=")[0].split("@")): int(c.split("=")[1]) for c in args.cap}
+
+    results: dict = {"scales": {}, "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
+    for scale in scales:
+        landing = _landing(args.dir, scale)
+        runs: dict[str, list[dict]] = {s.name: [] for s in systems}
+        for round_ in range(args.rounds):
+            order = systems[round_ % len(systems):] + systems[: round_ % len(systems)]
+            order = [s for s in order if round_ < caps.get((s.name, str(scale)), args.rounds)]
+            works = {}
+            for system in order:
+                works[system.name] = work = args.dir / "work" / str(scale) / system.name
+                runs[system.name].append(_run(system, landing, work))
+                r = runs[system.name][-1]
+                print(f"  {scale:>9,} round {round_ + 1} {system.name:<16} {r['wall_s']:7.1f}s wall "
+                      f"{r['cpu_s']:7.1f}s cpu {r['peak_rss_mb']:7.0f} MiB", flush=True)
+            _verify(order, works, products=PRODUCTS if round_ == 0 else ["customer_360"])
+        results["scales"][scale] = runs
+        _save(args.dir, results)  # kept even if a later part fails
+
+    results["location_load"] = _location_loads(args.load_rounds)
+    _save(args.dir, results)
+    if not args.no_dev:
+        results["make_dev_s"] = make_dev_seconds()
+        print(f"  make dev: {results['make_dev_s']:.1f}s to a UI with every product materialized")
+        _save(args.dir, results)
+    report = render(results)
+    (args.dir / "report.md").write_text(report)
+    print(report)
+    return 0
+
+
+def _save(root: Path, results: dict) -> None:
+    (root / "results.json").write_text(json.dumps(results, indent=1))
+
+
+def _landing(root: Path, customers: int) -> Path:
+    from mesh_platform.seed import generate_landing
+
+    landing = root / f"landing-{customers}"
+    done = landing / ".complete"
+    if not done.exists():
+        shutil.rmtree(landing, ignore_errors=True)
+        print(f"seeding {customers:,} customers into {landing}", flush=True)
+        generate_landing(landing, customers, 7)
+        done.write_text(f"{customers} customers, seed 7\n")
+    return landing
+
+
+def _run(system: System, landing: Path, work: Path) -> dict:
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    m = run_measured(
+        system.command(landing, work), clean_env(**system.env(landing, work)), ROOT, work.parent / f"{system.name}.log"
+    )
+    if m.returncode != 0:
+        raise SystemExit(f"{system.name} failed ({m.returncode}):\n{m.output[-4000:]}")
+    return {"wall_s": m.wall_s, "cpu_s": m.cpu_s, "peak_rss_mb": m.peak_rss_mb, "peak_tree": m.peak_tree,
+            "steps": system.steps(work)}
+
+
+def _verify(systems: list[System], works: dict[str, Path], products) -> None:
+    con = duckdb.connect()
+    for s in systems:
+        if s.database:
+            con.execute(f"ATTACH '{s.database(works[s.name])}' AS {s.name} (READ_ONLY)")
+    for product in products:
+        contract = load_contract(PRODUCTS[product][1])
+        rows = compare(con, contract, {s.name: s.output(works[s.name], product) for s in systems})
+        print(f"    {product}: {rows:,} rows, identical in {', '.join(s.name for s in systems)}", flush=True)
+    con.close()
+
+
+def _location_loads(rounds: int) -> dict:
+    loads: dict[str, list[float]] = {name: [] for name in LOCATIONS}
+    bare: list[float] = []
+    for _ in range(rounds):
+        for name in LOCATIONS:
+            imported, location = location_load(name)
+            bare.append(imported)
+            loads[name].append(location)
+    return {"import_dagster_s": bare, **loads}
+
+
+def _median(values) -> float:
+    return statistics.median(values)
+
+
+def render(results: dict) -> str:
+    lines = [f"# Benchmark results ({results['started']})", ""]
+    scales = sorted(results["scales"], key=int)
+    for scale in scales:
+        runs = results["scales"][scale]
+        lines += [f"## {int(scale):,} customers (medians of the rounds run)", "",
+                  "| system | rounds | wall s | CPU s | peak RSS MiB | steps (s) |", "|---|---:|---:|---:|---:|---|"]
+        for name, rs in runs.items():
+            steps = {k: _median([r["steps"][k] for r in rs]) for k in rs[0]["steps"]}
+            lines.append(
+                f"| {name} | {len(rs)} | {_median([r['wall_s'] for r in rs]):.1f} | {_median([r['cpu_s'] for r in rs]):.1f} "
+                f"| {_median([r['peak_rss_mb'] for r in rs]):.0f} | "
+                + ", ".join(f"{k} {v:.2f}" for k, v in steps.items()) + " |"
+            )
+        lines += ["", *_ratios(runs), ""]
+    if len(scales) > 1:
+        small, large = scales[0], scales[-1]
+        factor = int(large) / int(small)
+        lines += [f"## Growth: {int(large):,} vs {int(small):,} customers ({factor:g}x the data)", ""]
+        for name in results["scales"][large]:
+            if name in results["scales"][small]:
+                a = _median([r["wall_s"] for r in results["scales"][small][name]])
+                b = _median([r["wall_s"] for r in results["scales"][large][name]])
+                lines.append(f"- {name}: {b / a:.2f}x the time")
+        lines.append("")
+    lines += _targets(results)
+    loads = results["location_load"]
+    bare = _median(loads["import_dagster_s"])
+    lines += ["## Code location load, fresh process (medians)", "",
+              f"Bare `import dagster`: {bare:.2f}s. On top of it:", ""]
+    lines += [f"- {name}: {_median(v):.2f}s" for name, v in loads.items() if name != "import_dagster_s"]
+    if "make_dev_s" in results:
+        lines += ["", f"`make dev` (dependencies installed, default scale) to a UI with every product "
+                      f"materialized: {results['make_dev_s']:.0f}s"]
+    return "\n".join(lines) + "\n"
+
+
+def _targets(results: dict) -> list[str]:
+    """The issue's targets, judged on this run's medians."""
+    scales = sorted(results["scales"], key=int)
+    large = results["scales"][scales[-1]]
+    if not {"mesh", "limit"} <= set(large):
+        return []
+
+    def wall(runs, name):
+        return _median([r["wall_s"] for r in runs[name]])
+
+    rows = []
+    c360 = _median([r["steps"]["customer_360"] for r in large["mesh"]]) / _median(
+        [r["steps"]["customer_360"] for r in large["limit"]])
+    rows.append(("customer_360 step, mesh / limit", f"{c360:.2f}x", "<= 1.25x", c360 <= 1.25))
+    ratio = wall(large, "mesh") / wall(large, "limit")
+    rows.append(("whole refresh, mesh / limit", f"{ratio:.2f}x", "<= 2x", ratio <= 2))
+    if "usual" in large:
+        speedup = wall(large, "usual") / wall(large, "mesh")
+        rows.append(("whole refresh, usual / mesh", f"{speedup:.1f}x", ">= 5x", speedup >= 5))
+    peak = _median([r["peak_rss_mb"] for r in large["mesh"]])
+    rows.append(("peak RSS of the mesh's refresh (process tree)", f"{peak:.0f} MiB", "<= 1.5 GiB", peak <= 1536))
+    bare = _median(results["location_load"]["import_dagster_s"])
+    worst = max(_median(v) for k, v in results["location_load"].items() if k != "import_dagster_s")
+    rows.append(("slowest code location load on top of `import dagster`", f"{worst:.2f}s", "<= 0.5s", worst <= 0.5))
+    if len(scales) > 1 and "mesh" in results["scales"][scales[0]]:
+        factor = int(scales[-1]) / int(scales[0])
+        growth = wall(large, "mesh") / wall(results["scales"][scales[0]], "mesh")
+        rows.append((f"mesh time for {factor:g}x the data", f"{growth:.2f}x", f"<= {factor * 1.1:g}x",
+                     growth <= factor * 1.1))
+    lines = [f"## Targets at {int(scales[-1]):,} customers", "", "| target | measured | goal | met |",
+             "|---|---:|---:|---|"]
+    lines += [f"| {name} | {value} | {goal} | {'yes' if ok else '**no**'} |" for name, value, goal, ok in rows]
+    return lines + [""]
+
+
+def _ratios(runs: dict) -> list[str]:
+    def wall(name):
+        return _median([r["wall_s"] for r in runs[name]])
+
+    def step(name, key):
+        return _median([r["steps"][key] for r in runs[name]])
+
+    out = []
+    if "mesh" in runs and "limit" in runs:
+        out.append(f"- whole refresh, mesh / limit: {wall('mesh') / wall('limit'):.2f}x")
+        out.append(f"- customer_360 step, mesh / limit: {step('mesh', 'customer_360') / step('limit', 'customer_360'):.2f}x")
+    if "mesh_in_process" in runs and "limit" in runs:
+        out.append(f"- whole refresh, mesh in-process / limit: {wall('mesh_in_process') / wall('limit'):.2f}x")
+    if "mesh" in runs and "usual" in runs:
+        out.append(f"- whole refresh, usual / mesh: {wall('usual') / wall('mesh'):.2f}x")
+    return out
+
+
+if __name__ == "__main__":
+    sys.exit(main())

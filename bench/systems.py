@@ -1,0 +1,86 @@
+"""The three systems under benchmark, run on the same landing files: how to start each, its
+per-step times, and where its customer_360 ends up."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+PRODUCTS = {  # product -> (namespace, contract)
+    "profiles": ("customer", ROOT / "domains/customer/contracts/profiles.odcs.yaml"),
+    "history": ("orders", ROOT / "domains/orders/contracts/history.odcs.yaml"),
+    "settings": ("preferences", ROOT / "domains/preferences/contracts/settings.odcs.yaml"),
+    "customer_360": ("federation", ROOT / "mesh_platform/federation/contracts/customer_360.odcs.yaml"),
+}
+
+
+@dataclass(frozen=True)
+class System:
+    name: str
+    command: Callable[[Path, Path], list[str]]  # (landing, work) -> argv
+    env: Callable[[Path, Path], dict[str, str]]
+    steps: Callable[[Path], dict[str, float]]  # work -> {step: seconds}
+    output: Callable[[Path, str], str]  # (work, product) -> a DuckDB table expression
+    database: Callable[[Path], Path] | None = None  # a DuckDB file the output expression reads
+
+
+def dagster_steps(dagster_home: Path) -> dict[str, float]:
+    """Step durations (STEP_START to STEP_SUCCESS) of every run in an instance."""
+    import dagster as dg
+
+    instance = dg.DagsterInstance.from_config(str(dagster_home))
+    kinds = {dg.DagsterEventType.STEP_START, dg.DagsterEventType.STEP_SUCCESS}
+    steps: dict[str, float] = {}
+    for record in instance.get_run_records():
+        started = {}
+        for event in instance.all_logs(record.dagster_run.run_id, of_type=kinds):
+            if event.dagster_event.event_type == dg.DagsterEventType.STEP_START:
+                started[event.step_key] = event.timestamp
+            else:
+                steps[event.step_key.split("__")[-1]] = event.timestamp - started[event.step_key]
+    instance.dispose()
+    return steps
+
+
+def _mesh_output(work: Path, product: str) -> str:
+    from mesh_platform.storage import Catalog
+
+    files = Catalog(work).current(PRODUCTS[product][0], product).files
+    return f"read_parquet({list(files)!r})"
+
+
+def _mesh(in_process: bool) -> System:
+    return System(
+        name="mesh_in_process" if in_process else "mesh",
+        command=lambda landing, work: [str(BIN / "mesh"), "materialize"] + (["--in-process"] if in_process else []),
+        env=lambda landing, work: {
+            "MESH_HOME": str(work), "MESH_LANDING": str(landing), "DAGSTER_HOME": str(work / "dagster"),
+        },
+        steps=lambda work: dagster_steps(work / "dagster"),
+        output=_mesh_output,
+    )
+
+
+LIMIT = System(
+    name="limit",
+    command=lambda landing, work: [sys.executable, "-m", "bench.limit", "--landing", str(landing), "--out", str(work)],
+    env=lambda landing, work: {},
+    steps=lambda work: json.loads((work / "steps.json").read_text()),
+    output=lambda work, product: f"read_parquet('{work / product}.parquet')",
+)
+
+USUAL = System(
+    name="usual",
+    command=lambda landing, work: [sys.executable, "-m", "bench.usual", "--landing", str(landing), "--out", str(work)],
+    env=lambda landing, work: {"DAGSTER_HOME": str(work / "dagster")},
+    steps=lambda work: dagster_steps(work / "dagster"),
+    output=lambda work, product: f"usual.public.{product}",
+    database=lambda work: work / "usual.duckdb",
+)
+
+SYSTEMS = {s.name: s for s in (_mesh(False), _mesh(True), LIMIT, USUAL)}

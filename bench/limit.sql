@@ -50,7 +50,8 @@ WITH order_value AS (
     FROM read_parquet('$landing/orders/orders/*.parquet') o LEFT JOIN order_value v USING (order_id)
 ), ranked AS (
     SELECT *, row_number() OVER (
-        PARTITION BY customer_id ORDER BY order_ts DESC, order_id DESC) AS recency
+        PARTITION BY customer_id ORDER BY order_ts DESC, order_id DESC) AS recency,
+              {'order_id': order_id, 'ordered_at': order_ts, 'status': status, 'amount': amount} AS summary
     FROM priced
 )
 SELECT customer_id,
@@ -59,8 +60,12 @@ SELECT customer_id,
        coalesce(sum(amount) FILTER (WHERE status = 'completed'), 0)::DECIMAL(18,2) AS lifetime_value,
        min(order_ts) AS first_order_at,
        max(order_ts) AS last_order_at,
-       list({'order_id': order_id, 'ordered_at': order_ts, 'status': status, 'amount': amount}
-            ORDER BY recency) FILTER (WHERE recency <= 5) AS recent_orders
+       -- The five latest orders, newest first, picked by rank: an ordered list() aggregate
+       -- would hold every order in memory at once, where this spills to disk when it must.
+       list_filter([any_value(summary) FILTER (WHERE recency = 1), any_value(summary) FILTER (WHERE recency = 2),
+                    any_value(summary) FILTER (WHERE recency = 3), any_value(summary) FILTER (WHERE recency = 4),
+                    any_value(summary) FILTER (WHERE recency = 5)],
+                   lambda o: o IS NOT NULL) AS recent_orders
 FROM ranked
 GROUP BY customer_id;
 

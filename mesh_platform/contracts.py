@@ -19,6 +19,8 @@ from typing import Any
 
 import yaml
 
+from mesh_platform import sqltypes
+
 
 class ContractError(ValueError):
     def __init__(self, path: Path | str, field: str, message: str):
@@ -30,7 +32,7 @@ class ContractError(ValueError):
 class Column:
     name: str
     logical_type: str
-    physical_type: str  # a DuckDB type: what the product's SQL must produce
+    physical_type: str  # a DuckDB type, as written: what the product's SQL must produce
     description: str = ""
     required: bool = False
     unique: bool = False
@@ -216,11 +218,9 @@ def _column(path: Path, field: str, p) -> Column:
         raise ContractError(path, f"{field}.logicalType", f"missing for column '{p.name}'")
     if not p.physicalType:
         raise ContractError(path, f"{field}.physicalType", f"missing for column '{p.name}'")
-    import duckdb
-
     try:
-        physical = str(duckdb.sqltype(p.physicalType))
-    except duckdb.Error:
+        sqltypes.check(p.physicalType)
+    except sqltypes.UnknownType:
         raise ContractError(
             path,
             f"{field}.physicalType",
@@ -229,7 +229,7 @@ def _column(path: Path, field: str, p) -> Column:
     return Column(
         name=p.name,
         logical_type=p.logicalType,
-        physical_type=physical,
+        physical_type=p.physicalType.strip(),
         description=p.description or "",
         required=bool(p.required or p.primaryKey),
         unique=bool(p.unique or p.primaryKey),

@@ -5,7 +5,7 @@ MESH_PROFILE  deployment profile; only `local` (embedded DuckDB + Iceberg on SQL
 MESH_HOME     where the local deployment keeps its catalog, tables and landing data
               (default: `.mesh` in the working directory).
 MESH_LANDING  where the domains' source systems drop their exports (default: MESH_HOME/landing).
-MESH_DUCKDB_MEMORY_LIMIT  DuckDB's memory limit per step (default 1GB; beyond it, it spills).
+MESH_DUCKDB_MEMORY_LIMIT  DuckDB's memory limit per step (default 768MB; beyond it, it spills).
 DAGSTER_HOME  the Dagster instance (runs, events, schedules) (default: MESH_HOME/dagster).
 MESH_SOURCE_<DOMAIN>_<SOURCE>  point one source at another export of the same shape,
               e.g. MESH_SOURCE_CUSTOMER_CRM_EXPORT=/data/crm/2026-11-25.csv.
@@ -44,14 +44,13 @@ class Settings:
             if k.startswith(SOURCE_PREFIX)
         }
         dagster_home = Path(env.get("DAGSTER_HOME", home / "dagster")).resolve()
-        memory_limit = env.get("MESH_DUCKDB_MEMORY_LIMIT", "1GB")
+        memory_limit = env.get("MESH_DUCKDB_MEMORY_LIMIT", "768MB")
         return cls(profile, home, landing, dagster_home, memory_limit, overrides)
 
 
 def resources(consumer: str, settings: Settings | None = None) -> dict:
     """The resources every code location gets; `consumer` is who reads other domains' products."""
-    from dagster_duckdb import DuckDBResource
-
+    from mesh_platform.engine import DuckDBEngine
     from mesh_platform.resource import MeshResource
 
     s = settings or Settings.from_env()
@@ -62,14 +61,5 @@ def resources(consumer: str, settings: Settings | None = None) -> dict:
             consumer=consumer,
             source_overrides=s.source_overrides,
         ),
-        # One in-memory DuckDB per step: the engine, never the store. Bounded, so that a large
-        # aggregation spills to disk instead of growing the step's memory without limit.
-        "duckdb": DuckDBResource(
-            database=":memory:",
-            connection_config={
-                "memory_limit": s.duckdb_memory_limit,
-                "temp_directory": str(s.home / "tmp"),
-                "preserve_insertion_order": False,
-            },
-        ),
+        "duckdb": DuckDBEngine(memory_limit=s.duckdb_memory_limit, temp_directory=str(s.home / "tmp")),
     }

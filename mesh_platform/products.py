@@ -9,9 +9,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import dagster as dg
-from dagster_duckdb import DuckDBResource
 
 from mesh_platform.contracts import Contract
+from mesh_platform.engine import DuckDBEngine
 from mesh_platform.resource import MeshResource
 
 SCHEMA_CHECK = "schema"
@@ -137,7 +137,7 @@ def product_asset(
         ),
         automation_condition=automation,
     )
-    def _product(context: dg.AssetExecutionContext, mesh: MeshResource, duckdb: DuckDBResource):
+    def _product(context: dg.AssetExecutionContext, mesh: MeshResource, duckdb: DuckDBEngine):
         from mesh_platform.publish import run_product  # pyarrow and the engine: only when it runs
 
         yield from run_product(context, contract, spec, sources, mesh, duckdb)

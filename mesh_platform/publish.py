@@ -14,12 +14,12 @@ import time
 import dagster as dg
 import duckdb
 import pyarrow as pa
-from dagster_duckdb import DuckDBResource
 
 from mesh_platform.contracts import Contract
+from mesh_platform.engine import DuckDBEngine
 from mesh_platform.product_context import ProductContext, SourceError
 from mesh_platform.products import ProductSpec
-from mesh_platform.quality import OUTPUT, Outcome, audit, schema_problems
+from mesh_platform.quality import OUTPUT, Outcome, audit, parquet_null_counts, schema_problems
 from mesh_platform.resource import MeshResource
 
 
@@ -33,7 +33,7 @@ def run_product(
     spec: ProductSpec,
     sources: dict[str, Contract],
     mesh: MeshResource,
-    duckdb_resource: DuckDBResource,
+    engine: DuckDBEngine,
 ):
     catalog = mesh.catalog()
     label = f"{contract.domain}/{contract.name}"
@@ -41,7 +41,7 @@ def run_product(
     staged = catalog.staging_file(contract.domain, contract.name)
     published = False
     try:
-        with duckdb_resource.get_connection() as con:
+        with engine.get_connection() as con:
             ctx = ProductContext(con, contract, spec, sources, mesh, catalog, context.log)
             start = time.perf_counter()
             try:
@@ -63,7 +63,8 @@ def run_product(
                 raise dg.Failure(description=f"{label}: nothing published: {exc}") from None
             timings["compute_s"] = time.perf_counter() - start
             start = time.perf_counter()
-            outcomes = audit(con, contract, actual)
+            written = staged.exists()  # not when the schema is wrong: the audit then says why
+            outcomes = audit(con, contract, actual, parquet_null_counts(con, str(staged)) if written else None)
             timings["audit_s"] = time.perf_counter() - start
 
             for outcome in outcomes:

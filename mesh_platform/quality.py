@@ -15,6 +15,7 @@ import duckdb
 
 from mesh_platform.contracts import Contract, QualityRule, rule_columns
 from mesh_platform.expectations import compile_expectation, evaluate
+from mesh_platform.sqltypes import duckdb_spelling
 
 SAMPLE_ROWS = 5
 OUTPUT = "mesh_output"  # the table the output is audited in, and the sql rules' ${object}
@@ -34,7 +35,7 @@ class Outcome:
 def schema_problems(contract: Contract, actual: dict[str, str]) -> list[str]:
     """What is wrong with the output's columns and types (`actual`: name -> DuckDB type),
     known from the query before it runs."""
-    expected = {c.name: c.physical_type for c in contract.columns}
+    expected = {c.name: duckdb_spelling(c.physical_type) for c in contract.columns}
     problems = []
     missing = [n for n in expected if n not in actual]
     extra = [n for n in actual if n not in expected]
@@ -48,11 +49,37 @@ def schema_problems(contract: Contract, actual: dict[str, str]) -> list[str]:
     return problems
 
 
-def audit(con: duckdb.DuckDBPyConnection, contract: Contract, actual: dict[str, str]) -> list[Outcome]:
+def parquet_null_counts(con: duckdb.DuckDBPyConnection, path: str) -> dict[str, int]:
+    """Null counts of top-level columns that a Parquet file's statistics prove, without reading
+    its data: a flat column's is its statistic; a struct has none when one of its scalar fields
+    has none (a null struct makes every field null). Columns not listed need a scan."""
+    rows = con.execute(
+        """SELECT path_in_schema, sum(stats_null_count)::BIGINT,
+                  count(*) = count(stats_null_count) AND bool_and(num_values = row_group_num_rows)
+           FROM parquet_metadata($path) GROUP BY ALL""",
+        {"path": path},
+    ).fetchall()
+    known: dict[str, int] = {}
+    for leaf, nulls, exact in rows:
+        parts = leaf.split(", ")
+        if exact and len(parts) == 1:
+            known[parts[0]] = nulls
+        elif exact and len(parts) == 2 and nulls == 0:
+            known[parts[0]] = 0
+    return known
+
+
+def audit(
+    con: duckdb.DuckDBPyConnection,
+    contract: Contract,
+    actual: dict[str, str],
+    known_nulls: dict[str, int] | None = None,
+) -> list[Outcome]:
     """One outcome per check that ran. `actual` are the output's column types; the data checks
     run on the OUTPUT table only when they match the contract, and the quality rules only on
-    output whose whole schema check passed."""
-    schema = _schema_outcome(con, contract, actual)
+    output whose whole schema check passed. `known_nulls` (column -> null count) spares the
+    required-column checks a scan where the count is already known."""
+    schema = _schema_outcome(con, contract, actual, known_nulls or {})
     if not schema.passed:
         return [schema]
     outcomes = {"schema": schema}
@@ -89,13 +116,15 @@ def _expectation_outcome(rule: QualityRule, success: bool, metadata: dict, sampl
     )
 
 
-def _schema_outcome(con, contract: Contract, actual: dict[str, str]) -> Outcome:
+def _schema_outcome(con, contract: Contract, actual: dict[str, str], known_nulls: dict[str, int]) -> Outcome:
     problems = schema_problems(contract, actual)
     sample: list[dict] = []
     counts: dict[str, int] = {}
     if not problems:
-        tests = [
-            (f"{c.name} is required", f'count(*) FILTER (WHERE "{c.name}" IS NULL)', f'"{c.name}" IS NULL')
+        # (label, the count of offending rows: known already or a SQL aggregate, their predicate)
+        tests: list[tuple[str, int | str, str]] = [
+            (f"{c.name} is required", known_nulls.get(c.name, f'count(*) FILTER (WHERE "{c.name}" IS NULL)'),
+             f'"{c.name}" IS NULL')
             for c in contract.columns if c.required
         ]
         keys = [[c.name] for c in contract.columns if c.unique and not c.primary_key]
@@ -108,13 +137,15 @@ def _schema_outcome(con, contract: Contract, actual: dict[str, str]) -> Outcome:
                 f"count(*) - count(DISTINCT ({cols}))",
                 f"({cols}) IN (SELECT ({cols}) FROM {OUTPUT} GROUP BY ALL HAVING count(*) > 1)",
             ))
-        if tests:
-            row = con.execute(f"SELECT {', '.join(expr for _, expr, _ in tests)} FROM {OUTPUT}").fetchall()[0]
-            for (label, _, where), bad in zip(tests, row, strict=True):
-                counts[label] = int(bad)
-                if bad:
-                    problems.append(f"{label}: {bad} offending rows")
-                    sample = sample or _sample(con, contract, where, [])
+        queries = [count for _, count, _ in tests if isinstance(count, str)]
+        if queries:
+            scanned = iter(con.execute(f"SELECT {', '.join(queries)} FROM {OUTPUT}").fetchall()[0])
+            tests = [(label, next(scanned) if isinstance(c, str) else c, where) for label, c, where in tests]
+        for label, bad, where in tests:
+            counts[label] = int(bad)
+            if bad:
+                problems.append(f"{label}: {bad} offending rows")
+                sample = sample or _sample(con, contract, where, [])
     return Outcome(
         name="schema",
         passed=not problems,

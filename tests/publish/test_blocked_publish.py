@@ -142,6 +142,29 @@ def test_contract_rule_violation_blocks_the_publish(mesh_home, instance):
     assert_still_published(mesh_home, snapshot_id, before)
 
 
+def test_missing_required_value_fails_the_schema_check(mesh_home, instance):
+    snapshot_id, before = publish_good(mesh_home, instance)
+
+    # segment is required; an empty CSV field reads as null (the count comes from the staged
+    # file's Parquet statistics, not a scan, so this also holds them to the truth).
+    write_landing(
+        mesh_home / "landing",
+        crm_csv=crm_with("C003,Cleo,Park,cleo.park@example.com,FR,,2024-03-05,2024-03-05 08:30:00"),
+    )
+    result = materialize("customer", instance)
+
+    assert not result.success
+    message = step_failure_messages(result)
+    assert "rule 'schema'" in message
+    assert "segment is required: 1 offending rows" in message
+    schema = evaluations(result)["schema"]
+    assert schema.passed is False
+    assert schema.metadata["sample"].value == [{"customer_id": "C003"}]
+    assert result.get_asset_materialization_events() == []
+
+    assert_still_published(mesh_home, snapshot_id, before)
+
+
 def test_duplicate_keys_fail_the_schema_check(mesh_home, instance, tmp_path):
     snapshot_id, before = publish_good(mesh_home, instance)
 

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from mesh_platform.contracts import ContractError, load_contract
+from mesh_platform.quality import schema_problems
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -27,11 +28,17 @@ def test_profiles_contract_is_read_as_written():
     assert all(r.blocking for r in c.rules)
 
 
-def test_nested_physical_types_are_normalized_to_duckdb_spelling():
+def test_output_types_are_compared_in_duckdb_spelling(tmp_path):
+    c = load_contract(_write(tmp_path, BASE.replace("physicalType: BIGINT", "physicalType: 'struct(n int8, v numeric(9,2))[]'")))
+    assert c.column("a").physical_type == "struct(n int8, v numeric(9,2))[]"  # as written
+    assert schema_problems(c, {"a": "STRUCT(n BIGINT, v DECIMAL(9,2))[]"}) == []
+    assert schema_problems(c, {"a": "STRUCT(n BIGINT, v DECIMAL(9,3))[]"}) == [
+        "wrong types {'a': 'STRUCT(n BIGINT, v DECIMAL(9,3))[] (contract: STRUCT(n BIGINT, v DECIMAL(9,2))[])'}"
+    ]
+
+
+def test_history_sql_rules_are_read():
     c = load_contract(ROOT / "domains/orders/contracts/history.odcs.yaml")
-    assert c.column("recent_orders").physical_type == (
-        "STRUCT(order_id VARCHAR, ordered_at TIMESTAMP, status VARCHAR, amount DECIMAL(18,2))[]"
-    )
     sql_rules = [r for r in c.rules if r.engine == "sql"]
     assert {r.name: r.bounds for r in sql_rules} == {
         "lifetime_value_not_negative": (("mustBe", 0),),

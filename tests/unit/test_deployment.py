@@ -11,7 +11,7 @@ def test_defaults_live_under_mesh_home(tmp_path):
         "local", tmp_path, tmp_path / "landing", tmp_path / "dagster"
     )
     assert s.source_overrides == {}
-    assert s.duckdb_memory_limit == "1GB"
+    assert s.duckdb_memory_limit == "768MB"
 
 
 def test_source_override_and_unknown_profile(tmp_path):

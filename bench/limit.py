@@ -1,7 +1,8 @@
 """Run the limit script (limit.sql) on one DuckDB connection and time each of its steps.
 
 python -m bench.limit --landing L --out O  writes O/<product>.parquet and O/steps.json.
-Python only reads the clock between steps; every statement is the script's own SQL.
+Python only reads the clocks between steps (and samples the process's RSS while one runs);
+every statement is the script's own SQL.
 """
 
 from __future__ import annotations
@@ -9,12 +10,15 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import resource
 import sys
+import threading
 import time
 from pathlib import Path
 from string import Template
 
 import duckdb
+import psutil
 
 SCRIPT = Path(__file__).with_name("limit.sql")
 
@@ -34,16 +38,44 @@ def main(argv: list[str] | None = None) -> int:
     timings = {}
     con = duckdb.connect()
     for name, sql in steps(args.landing.resolve(), args.out.resolve()):
-        start = time.perf_counter()
-        try:
-            con.execute(sql)
-        except duckdb.Error as exc:
-            print(f"limit: step {name} failed: {exc}", file=sys.stderr)
-            return 1
-        timings[name] = time.perf_counter() - start
+        with _PeakRss() as peak:
+            cpu, start = _cpu_s(), time.perf_counter()
+            try:
+                con.execute(sql)
+            except duckdb.Error as exc:
+                print(f"limit: step {name} failed: {exc}", file=sys.stderr)
+                return 1
+            seconds, cpu = time.perf_counter() - start, _cpu_s() - cpu
+        timings[name] = {"s": seconds, "cpu_s": cpu, "peak_rss_mb": peak.mb}
     (args.out / "steps.json").write_text(json.dumps(timings, indent=1))
-    print("limit: " + ", ".join(f"{k} {v:.2f}s" for k, v in timings.items()))
+    print("limit: " + ", ".join(f"{k} {v['s']:.2f}s" for k, v in timings.items()))
     return 0
+
+
+def _cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+class _PeakRss:
+    """The largest RSS of this process while the block runs, sampled every 20 ms."""
+
+    def __enter__(self):
+        self.mb, self._stop = 0.0, threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self):
+        me = psutil.Process()
+        while True:
+            self.mb = max(self.mb, me.memory_info().rss / 2**20)
+            if self._stop.wait(0.02):
+                return
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ class Measurement:
     cpu_s: float  # user + system of the command and every process it started
     peak_rss_mb: float  # the largest sum of RSS over the whole process tree at one moment
     peak_tree: list[tuple[str, float]]  # the processes at that moment: (command, RSS MB)
+    by_pid: dict[int, tuple[float, float]]  # each process's own (CPU s, peak RSS MB)
     returncode: int
     output: str
 
@@ -35,16 +36,17 @@ def run_measured(cmd: list[str], env: dict[str, str], cwd: Path, log: Path) -> M
     start = time.perf_counter()
     with log.open("w") as out:
         proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
-        peak, peak_tree, cpu_by_pid = _sample_tree(proc)
+        peak, peak_tree, cpu_by_pid, rss_by_pid = _sample_tree(proc)
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     waited = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     cpu = max(waited, sum(cpu_by_pid.values()))
-    return Measurement(wall, cpu, peak / 2**20, peak_tree, proc.returncode, log.read_text())
+    by_pid = {pid: (cpu_by_pid[pid], rss_by_pid[pid] / 2**20) for pid in cpu_by_pid}
+    return Measurement(wall, cpu, peak / 2**20, peak_tree, by_pid, proc.returncode, log.read_text())
 
 
-def _sample_tree(proc: subprocess.Popen) -> tuple[int, list[tuple[str, float]], dict[int, float]]:
-    peak, peak_tree, cpu = 0, [], {}
+def _sample_tree(proc: subprocess.Popen):
+    peak, peak_tree, cpu, rss_peak = 0, [], {}, {}
     stop = threading.Event()
 
     def sample():
@@ -64,6 +66,7 @@ def _sample_tree(proc: subprocess.Popen) -> tuple[int, list[tuple[str, float]], 
                         members.append((" ".join(p.cmdline()[:4])[-80:], rss / 2**20))
                     total += rss
                     cpu[p.pid] = times.user + times.system
+                    rss_peak[p.pid] = max(rss, rss_peak.get(p.pid, 0))
                 except psutil.Error:
                     pass  # ended between listing and reading
             if total > peak:
@@ -75,7 +78,7 @@ def _sample_tree(proc: subprocess.Popen) -> tuple[int, list[tuple[str, float]], 
     proc.wait()
     stop.set()
     thread.join()
-    return peak, peak_tree, cpu
+    return peak, peak_tree, cpu, rss_peak
 
 
 def clean_env(**extra: str) -> dict[str, str]:

@@ -24,25 +24,30 @@ class System:
     name: str
     command: Callable[[Path, Path], list[str]]  # (landing, work) -> argv
     env: Callable[[Path, Path], dict[str, str]]
-    steps: Callable[[Path], dict[str, float]]  # work -> {step: seconds}
+    # work -> {step: {"s": seconds, and its process "pid" or its own "cpu_s" and "peak_rss_mb"}}
+    steps: Callable[[Path], dict[str, dict]]
     output: Callable[[Path, str], str]  # (work, product) -> a DuckDB table expression
     database: Callable[[Path], Path] | None = None  # a DuckDB file the output expression reads
 
 
-def dagster_steps(dagster_home: Path) -> dict[str, float]:
-    """Step durations (STEP_START to STEP_SUCCESS) of every run in an instance."""
+def dagster_steps(dagster_home: Path) -> dict[str, dict]:
+    """Every step of every run in an instance: its duration (STEP_START to STEP_SUCCESS) and
+    the process it ran in."""
     import dagster as dg
 
     instance = dg.DagsterInstance.from_config(str(dagster_home))
     kinds = {dg.DagsterEventType.STEP_START, dg.DagsterEventType.STEP_SUCCESS}
-    steps: dict[str, float] = {}
+    steps: dict[str, dict] = {}
     for record in instance.get_run_records():
         started = {}
         for event in instance.all_logs(record.dagster_run.run_id, of_type=kinds):
             if event.dagster_event.event_type == dg.DagsterEventType.STEP_START:
-                started[event.step_key] = event.timestamp
+                started[event.step_key] = event
             else:
-                steps[event.step_key.split("__")[-1]] = event.timestamp - started[event.step_key]
+                start = started[event.step_key]
+                steps[event.step_key.split("__")[-1]] = {
+                    "s": event.timestamp - start.timestamp, "pid": start.dagster_event.pid,
+                }
     instance.dispose()
     return steps
 

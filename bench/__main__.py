@@ -45,7 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     systems = [SYSTEMS[s] for s in args.systems.split(",")]
     caps = {tuple(c.split("=")[0].split("@")): int(c.split("=")[1]) for c in args.cap}
 
-    results: dict = {"scales": {}, "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
+    results: dict = {"scales": {}, "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+                     "machine": machine()}
     for scale in scales:
         landing = _landing(args.dir, scale)
         runs: dict[str, list[dict]] = {s.name: [] for s in systems}
@@ -73,6 +74,21 @@ def main(argv: list[str] | None = None) -> int:
     (args.dir / "report.md").write_text(report)
     print(report)
     return 0
+
+
+def machine() -> str:
+    """What the figures were measured on."""
+    import platform
+    from importlib.metadata import version
+
+    import psutil
+
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    libraries = ", ".join(f"{name} {version(name)}" for name in ("dagster", "duckdb", "pyiceberg", "pandas",
+                                                                "great_expectations"))
+    return (f"{psutil.cpu_count()} cores ({cpu}), {psutil.virtual_memory().total / 2**30:.0f} GiB RAM, "
+            f"{platform.system()} {platform.release()}, Python {platform.python_version()}; {libraries}")
 
 
 def _save(root: Path, results: dict) -> None:
@@ -142,7 +158,7 @@ def _median(values) -> float:
 
 
 def render(results: dict) -> str:
-    lines = [f"# Benchmark results ({results['started']})", ""]
+    lines = [f"# Benchmark results ({results['started']})", "", f"Machine: {results['machine']}.", ""]
     scales = sorted(results["scales"], key=int)
     for scale in scales:
         runs = results["scales"][scale]

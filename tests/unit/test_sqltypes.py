@@ -3,6 +3,7 @@ accepts, DuckDB must accept; whatever it does not know is left to DuckDB."""
 
 from __future__ import annotations
 
+import functools
 import random
 from pathlib import Path
 
@@ -23,6 +24,7 @@ def duckdb_accepts(text: str) -> bool:
     return True
 
 
+@functools.cache
 def keywords() -> list[str]:
     return [k for (k,) in duckdb.sql("SELECT keyword_name FROM duckdb_keywords() ORDER BY 1").fetchall()]
 

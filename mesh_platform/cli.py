@@ -30,6 +30,19 @@ def main(argv: list[str] | None = None) -> int:
             "--in-process", action="store_true",
             help="run every step in the run's process (default: a process per step, as the UI runs it)",
         )
+        p.add_argument(
+            "--allow-volume-drop", action="store_true",
+            help="publish even when a product's row count fell more than its contract's volume check allows",
+        )
+    maintain = sub.add_parser("maintain", help="expire old snapshots and remove orphan files (what a failed or "
+                              "interrupted publish left behind)")
+    maintain.add_argument("--keep", type=int, default=5, help="published versions kept per product (default: 5)")
+    maintain.add_argument("--min-age-hours", type=float, default=7 * 24,
+                          help="snapshots younger than this are kept too (default: 168)")
+    maintain.add_argument("--older-than-hours", type=float, default=24,
+                          help="orphan files younger than this are kept: a publish in progress may be about to "
+                          "commit them (default: 24)")
+    maintain.add_argument("--dry-run", action="store_true", help="report what would be removed, remove nothing")
     sub.add_parser("status", help="show every product's published state and checks")
     ui = sub.add_parser("ui", help="start the Dagster UI on 127.0.0.1")
     ui.add_argument("--port", type=int, default=3000)
@@ -37,14 +50,11 @@ def main(argv: list[str] | None = None) -> int:
 
     settings = Settings.from_env()
     os.environ["DAGSTER_HOME"] = str(settings.dagster_home)
-    settings.dagster_home.mkdir(parents=True, exist_ok=True)
-    config = settings.dagster_home / "dagster.yaml"
-    if not config.exists():
-        config.write_text("telemetry:\n  enabled: false\n")
     return {
         "seed": lambda: _seed(settings, args.customers, args.seed),
-        "materialize": lambda: _materialize(args.locations, args.in_process),
-        "run": lambda: _run(args.location, args.in_process),
+        "materialize": lambda: _materialize(args.locations, args.in_process, _tags(args)),
+        "run": lambda: _run(args.location, args.in_process, _tags(args)),
+        "maintain": lambda: _maintain(settings, args),
         "status": lambda: _status(settings),
         "ui": lambda: _ui(args.port),
     }[args.command]()
@@ -68,7 +78,33 @@ def _seed(settings: Settings, customers: int, seed: int) -> int:
     return 0
 
 
-def _materialize(names: list[str], in_process: bool) -> int:
+def _tags(args) -> dict[str, str]:
+    from mesh_platform.contracts import ALLOW_DROP_TAG
+
+    return {ALLOW_DROP_TAG: "true"} if args.allow_volume_drop else {}
+
+
+def _maintain(settings: Settings, args) -> int:
+    from datetime import timedelta
+
+    from mesh_platform.maintenance import maintain
+    from mesh_platform.storage import Catalog
+
+    with _instance():
+        pass  # runs left STARTED by a dead worker are marked failed first
+    report = maintain(
+        Catalog(settings.home), keep_versions=args.keep, min_age=timedelta(hours=args.min_age_hours),
+        orphan_age=timedelta(hours=args.older_than_hours), dry_run=args.dry_run,
+    )
+    from mesh_platform.audit import AuditLog
+    from mesh_platform.maintenance import audit
+
+    audit(AuditLog(settings.home), report, actor="platform")
+    print(report.summary())
+    return 0
+
+
+def _materialize(names: list[str], in_process: bool, tags: dict[str, str]) -> int:
     """Each location's products as its own Dagster run, domains first, then the federated
     products that read what they published: the order in which the UI's backfill of the whole
     graph runs them. One run at a time: DuckDB already spreads one product over every core,
@@ -85,7 +121,7 @@ def _materialize(names: list[str], in_process: bool) -> int:
         for name in sorted(names, key=lambda n: n == FEDERATION):
             print(f"  {name:<12} materializing ...", flush=True)
             start = time.perf_counter()
-            result = materialize(name, instance, in_process)
+            result = materialize(name, instance, in_process, tags)
             took = time.perf_counter() - start
             if not result.success:
                 print(f"  {name:<12} FAILED after {took:.1f}s\n{_failures(result)}", file=sys.stderr)
@@ -95,22 +131,29 @@ def _materialize(names: list[str], in_process: bool) -> int:
 
 
 def _instance():
-    """The instance under DAGSTER_HOME. Several processes may start at once on a new home, and
-    Dagster's first-time SQLite migrations race, so creation is serialised with a file lock."""
+    """The instance under DAGSTER_HOME, configured by the mesh, with runs whose worker died marked
+    failed. Several processes may start at once on a new home, and Dagster's first-time SQLite
+    migrations race, so creation is serialised with a file lock."""
     import fcntl
 
     import dagster as dg
 
-    with open(Path(os.environ["DAGSTER_HOME"]) / ".instance.lock", "w") as lock:
+    from mesh_platform.runs import fail_orphaned_runs, write_instance_config
+
+    home = Path(os.environ["DAGSTER_HOME"])
+    write_instance_config(home)
+    with open(home / ".instance.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        return dg.DagsterInstance.get()
+        instance = dg.DagsterInstance.get()
+    fail_orphaned_runs(instance)
+    return instance
 
 
-def _run(location: str, in_process: bool) -> int:
+def _run(location: str, in_process: bool, tags: dict[str, str]) -> int:
     from mesh_platform.workspace import materialize
 
     with _instance() as instance:
-        result = materialize(location, instance, in_process)
+        result = materialize(location, instance, in_process, tags)
     if not result.success:
         print(_failures(result), file=sys.stderr)
         return 1

@@ -17,9 +17,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from mesh_platform import sqltypes
+from mesh_platform import sqltypes, strict_yaml
 
 
 class ContractError(ValueError):
@@ -56,6 +54,17 @@ class QualityRule:
 
 
 @dataclass(frozen=True)
+class ReadGrant:
+    """A reader the contract grants read access to (a code location), and what it may not see
+    in the clear: `mask`ed columns arrive as deterministic hashes (joins still work), `exclude`d
+    columns not at all."""
+
+    reader: str
+    mask: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Contract:
     path: Path
     domain: str
@@ -67,10 +76,20 @@ class Contract:
     columns: tuple[Column, ...]
     rules: tuple[QualityRule, ...]
     freshness: timedelta | None
-    readers: tuple[str, ...]
+    grants: tuple[ReadGrant, ...]
     tags: tuple[str, ...]
     server_format: str | None
     server_path: str | None
+    volume_max_drop: float | None  # percent the row count may fall per publish; None: unchecked
+    custom: dict[str, Any]  # the contract's top-level customProperties, by property name
+
+    @property
+    def readers(self) -> tuple[str, ...]:
+        return tuple(g.reader for g in self.grants)
+
+    @property
+    def key(self) -> str:
+        return f"{self.domain}/{self.name}"
 
     @property
     def owner(self) -> str:
@@ -84,7 +103,6 @@ class Contract:
         return next(c for c in self.columns if c.name == name)
 
 
-_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when built with it: 10x faster
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _UNITS = {
     "m": "minutes", "min": "minutes", "minute": "minutes", "minutes": "minutes",
@@ -99,6 +117,13 @@ _METRIC_EXPECTATIONS = {
     "invalidValues": "expect_column_values_to_be_in_set",
     "rowCount": "expect_table_row_count_to_be_between",
 }
+# ODCS names no severities; these are the usual ones. Error and critical block the publish.
+SEVERITIES = {"info": False, "warning": False, "error": True, "critical": True}
+# A product's row count may fall by this many percent per publish before the volume check blocks.
+DEFAULT_VOLUME_MAX_DROP = 25.0
+VOLUME_PROPERTY = "volumeMaxDropPercent"
+VOLUME_CHECK = "volume"
+ALLOW_DROP_TAG = "mesh/allow-volume-drop"  # a run tag: this run may publish a larger drop
 _BOUNDS = (
     "mustBe", "mustNotBe", "mustBeGreaterThan", "mustBeGreaterOrEqualTo",
     "mustBeLessThan", "mustBeLessOrEqualTo", "mustBeBetween", "mustNotBeBetween",
@@ -118,16 +143,19 @@ def _odcs_validator():
 def load_contract(path: Path | str) -> Contract:
     path = Path(path)
     try:
-        data = yaml.load(path.read_text(), Loader=_YAML_LOADER)
-    except yaml.YAMLError as exc:
-        raise ContractError(path, "(yaml)", f"not valid YAML: {exc}") from exc
+        data = strict_yaml.load(path.read_text(encoding="utf-8"))
+    except (strict_yaml.YamlProblem, UnicodeDecodeError) as exc:
+        raise ContractError(path, "(yaml)", str(exc)) from None
     if not isinstance(data, dict):
         raise ContractError(path, "(document)", "not an ODCS contract (expected a mapping)")
     errors = list(_odcs_validator().iter_errors(data))
     if errors:
         err = _first_precise(errors)
         field = err.json_path.removeprefix("$.") if err.absolute_path else "(document)"
-        raise ContractError(path, field, f"not valid ODCS: {err.message}")
+        hint = ""
+        if re.search(r"'\s*\d+\s*\)' was unexpected", err.message):
+            hint = ' (a type with a comma inside {...} must be quoted: physicalType: "DECIMAL(18,2)")'
+        raise ContractError(path, field, f"not valid ODCS: {err.message}{hint}")
     from open_data_contract_standard.model import OpenDataContractStandard
 
     model = OpenDataContractStandard(**data)
@@ -145,7 +173,8 @@ def _first_precise(errors: list):
             o is not e and list(o.absolute_path)[: len(at)] == at for o in errors
         )
 
-    return min((e for e in errors if not echo(e)), key=lambda e: list(e.absolute_path))
+    precise = [e for e in errors if not echo(e)] or errors
+    return min(precise, key=lambda e: [str(p) for p in e.absolute_path])
 
 
 def _to_contract(path: Path, m) -> Contract:
@@ -191,6 +220,7 @@ def _to_contract(path: Path, m) -> Contract:
     if len(set(rule_names)) != len(rule_names):
         raise ContractError(path, "quality", f"rule names must be unique: {rule_names}")
     server = (m.servers or [None])[0]
+    custom = {c.property: c.value for c in (m.customProperties or []) if c.property}
     return Contract(
         path=path,
         domain=m.domain,
@@ -202,12 +232,12 @@ def _to_contract(path: Path, m) -> Contract:
         columns=columns,
         rules=tuple(rules),
         freshness=_freshness(path, m.slaProperties or []),
-        readers=tuple(
-            r.role for r in (m.roles or []) if r.role and (r.access or "read") == "read"
-        ),
+        grants=_grants(path, m.roles or [], names),
         tags=tuple(m.tags or []),
         server_format=server.format if server else None,
         server_path=server.path if server else None,
+        volume_max_drop=_volume(path, custom),
+        custom=custom,
     )
 
 
@@ -238,9 +268,48 @@ def _column(path: Path, field: str, p) -> Column:
     )
 
 
+def _grants(path: Path, roles, columns: list[str]) -> tuple[ReadGrant, ...]:
+    grants = []
+    for i, role in enumerate(roles):
+        if (role.access or "read") != "read":
+            continue
+        props = {c.property: c.value for c in (role.customProperties or []) if c.property}
+        unknown = sorted(set(props) - {"mask", "exclude"})
+        if unknown:
+            raise ContractError(path, f"roles[{i}].customProperties", f"unknown {unknown}: a grant takes mask and exclude")
+        hidden = {}
+        for kind in ("mask", "exclude"):
+            value = props.get(kind) or []
+            if isinstance(value, str):
+                value = [value]
+            bad = [c for c in value if c not in columns]
+            if not isinstance(value, list) or bad:
+                raise ContractError(path, f"roles[{i}].customProperties.{kind}", f"unknown columns {bad or value}")
+            hidden[kind] = tuple(value)
+        if set(hidden["mask"]) & set(hidden["exclude"]):
+            raise ContractError(path, f"roles[{i}].customProperties", "a column is either masked or excluded")
+        grants.append(ReadGrant(role.role, hidden["mask"], hidden["exclude"]))
+    readers = [g.reader for g in grants]
+    if len(set(readers)) != len(readers):
+        raise ContractError(path, "roles", f"a reader is granted twice: {readers}")
+    return tuple(grants)
+
+
+def _volume(path: Path, custom: dict) -> float | None:
+    value = custom.get(VOLUME_PROPERTY, DEFAULT_VOLUME_MAX_DROP)
+    if value == "off":
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 100:
+        raise ContractError(path, f"customProperties.{VOLUME_PROPERTY}", f"a percent (0-100) or 'off', got {value!r}")
+    return float(value)
+
+
 def _rule(path: Path, field: str, q, column: str | None) -> QualityRule:
     bounds = tuple((k, getattr(q, k)) for k in _BOUNDS if getattr(q, k) is not None)
-    blocking = (q.severity or "error").lower() == "error"
+    severity = (q.severity or "error").lower()
+    if severity not in SEVERITIES:
+        raise ContractError(path, f"{field}.severity", f"unknown severity '{q.severity}': one of {list(SEVERITIES)}")
+    blocking = SEVERITIES[severity]
     kind = q.type or "library"
     if kind == "library":
         metric = q.metric or q.rule
@@ -268,7 +337,10 @@ def _rule(path: Path, field: str, q, column: str | None) -> QualityRule:
             raise ContractError(path, f"{field}.engine", f"unsupported engine '{q.engine}'")
         impl = q.implementation
         if isinstance(impl, str):
-            impl = yaml.safe_load(impl)
+            try:
+                impl = strict_yaml.load(impl)
+            except strict_yaml.YamlProblem as exc:
+                raise ContractError(path, f"{field}.implementation", str(exc)) from None
         if not isinstance(impl, dict) or not str(impl.get("type", "")).startswith("expect_"):
             raise ContractError(
                 path, f"{field}.implementation", "needs 'type: expect_...' and 'kwargs'"

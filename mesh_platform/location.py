@@ -12,10 +12,14 @@ from pathlib import Path
 
 import dagster as dg
 
-from mesh_platform import deployment
+from mesh_platform import deployment, registry
 from mesh_platform.contracts import Contract, ContractError, load_contract
-from mesh_platform.products import ProductSpec, product_asset, source_spec
+from mesh_platform.governance import grants_asset
+from mesh_platform.products import product_asset, source_spec
+from mesh_platform.sources import check_landing_path
+from mesh_platform.spec import ProductSpec
 
+PLATFORM_TEAM = "platform-team"
 SCHEDULE = "0 2 * * *"  # daily, after the source systems' nightly exports
 # A process per step, as Dagster runs a job by default, but forked from a server that imported
 # Dagster, the platform and the engine once per run: a spawned step would import them again
@@ -47,11 +51,21 @@ def location_definitions(folder: Path | str, name: str | None = None) -> dg.Defi
         unknown = [s for s in spec.sources if s not in sources]
         if unknown:
             raise ContractError(path, fn_name, f"undeclared sources {unknown}: no such contract in {folder / 'sources'}")
+    for source in sources.values():
+        check_landing_path(source)
+    settings = deployment.Settings.from_env()
+    check_overrides(name, sorted(sources), settings.source_overrides)
+    own = {
+        c.key: registry.Entry(c.key, name, c, functions[n][1], functions[n][0].inputs) for n, c in contracts.items()
+    }
+    registry.check_location(name, own, registry.workspace_entries(skip=name))
 
     assets = [product_asset(contracts[n], functions[n][0], sources) for n in sorted(contracts)]
     job = dg.define_asset_job(f"{name}_products", selection=dg.AssetSelection.assets(*assets))
     automated = [a for a in assets if a.automation_conditions_by_key.get(a.key)]
     scheduled = [a for a in assets if a not in automated]
+    grants = grants_asset(name, PLATFORM_TEAM, list(contracts.values()))
+    automated.append(grants)
     # Products built from other products follow them through automation; the rest run daily.
     jobs, schedules = [job], []
     if scheduled:
@@ -64,24 +78,40 @@ def location_definitions(folder: Path | str, name: str | None = None) -> dg.Defi
             execution_timezone="UTC",
             default_status=dg.DefaultScheduleStatus.RUNNING,
         ))
-    sensors = (
-        # The implicit default sensor starts stopped; this location's automation must not.
-        [dg.AutomationConditionSensorDefinition(
-            f"{name}_automation",
-            target=dg.AssetSelection.assets(*automated),
-            default_status=dg.DefaultSensorStatus.RUNNING,
-        )]
-        if automated
-        else []
-    )
+    # The implicit default sensor starts stopped; this location's automation must not.
+    sensors = [dg.AutomationConditionSensorDefinition(
+        f"{name}_automation",
+        target=dg.AssetSelection.assets(*automated),
+        default_status=dg.DefaultSensorStatus.RUNNING,
+    )]
     return dg.Definitions(
-        assets=[*(source_spec(s) for s in sources.values()), *assets],
+        assets=[*(source_spec(s) for s in sources.values()), *assets, grants],
         jobs=jobs,
         schedules=schedules,
         sensors=sensors,
-        resources=deployment.resources(consumer=name),
+        resources=deployment.resources(consumer=name, settings=settings),
         executor=EXECUTOR,
     )
+
+
+def check_overrides(location: str, own_sources: list[str], overrides: dict[str, str]) -> None:
+    """A MESH_SOURCE_* override must name a source: a misspelt one would silently leave the
+    default landing data in use. This location checks the names that start with its own, and any
+    that start with no location's name."""
+    from mesh_platform.workspace import locations
+
+    others = {n: sorted(p.stem.removesuffix(".odcs") for p in (loc.path.parent / "sources").glob("*.odcs.yaml"))
+              for n, loc in locations().items() if n != location}
+    valid = {f"{location}_{s}" for s in own_sources} | {f"{n}_{s}" for n, srcs in others.items() for s in srcs}
+    for key in sorted(overrides):
+        mine = key.startswith(f"{location}_")
+        nobodys = not any(key.startswith(f"{n}_") for n in [location, *others])
+        if key not in valid and (mine or nobodys):
+            names = sorted(f"{deployment.SOURCE_PREFIX}{v.upper()}" for v in valid)
+            raise ContractError(
+                f"{deployment.SOURCE_PREFIX}{key.upper()}", "(environment)",
+                f"names no landing source; the sources are {names}",
+            )
 
 
 def location_contracts(folder: Path | str) -> dict[str, Contract]:

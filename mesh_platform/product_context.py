@@ -1,26 +1,27 @@
-"""What a product function gets: a DuckDB connection, its landing sources read to their
-source contracts, and other domains' published products, read through their access grants."""
+"""What a product function gets: its landing sources read to their source contracts, the
+published products it was granted, and SQL over them, all on the step's sandboxed DuckDB.
+
+Everything the step may read was resolved (and, for other products, granted and audited)
+before the function runs; the context holds no catalog and no way to publish.
+"""
 
 from __future__ import annotations
 
-import csv
-import glob
-from pathlib import Path
+from typing import TYPE_CHECKING
 
-import duckdb
+from mesh_platform import sources
+from mesh_platform.sandbox import Relation, check_select
 
-from mesh_platform.contracts import Contract
-from mesh_platform.products import ProductSpec
-from mesh_platform.resource import MeshResource
-from mesh_platform.storage import Catalog, Snapshot
+if TYPE_CHECKING:
+    import duckdb
 
-
-class SourceError(ValueError):
-    """Landing data that does not match its source contract."""
+    from mesh_platform.access import Granted
+    from mesh_platform.contracts import Contract
+    from mesh_platform.spec import ProductSpec
 
 
-class AccessDenied(PermissionError):
-    pass
+class UsageError(ValueError):
+    """Product code asking for what its @product declaration does not give it."""
 
 
 class ProductContext:
@@ -29,93 +30,51 @@ class ProductContext:
         con: duckdb.DuckDBPyConnection,
         contract: Contract,
         spec: ProductSpec,
-        sources: dict[str, Contract],
-        mesh: MeshResource,
-        catalog: Catalog,
+        landings: dict[str, sources.Landing],
+        inputs: dict[str, Granted],
         log,
     ):
-        self.con, self.contract, self.log = con, contract, log
-        self._spec, self._sources, self._mesh, self._catalog = spec, sources, mesh, catalog
-        self.upstream_snapshots: dict[str, int | None] = {}
+        self._con, self._spec, self._landings, self._inputs = con, spec, landings, inputs
+        self.contract, self.log = contract, log
+        self._read: dict[str, int] = {}
+        # Each input is also a view for the contract's sql rules, which check the output against it.
+        for key in inputs:
+            self._input_relation(key).to_view(upstream_view(key))
 
-    def sql(self, query: str, **params) -> duckdb.DuckDBPyRelation:
-        return self.con.sql(query, params=params or None)
+    def sql(self, query: str, **params) -> Relation:
+        """One SELECT over the views this step made (sources, products, your own to_view names)."""
+        check_select(self._con, query, f"{self._label}: ctx.sql")
+        return Relation(self._con.sql(query, params=params or None))
 
-    def source(self, name: str) -> duckdb.DuckDBPyRelation:
+    def source(self, name: str) -> Relation:
         """The landing source `name`, typed as its source contract says."""
-        if name not in self._spec.sources:
-            raise ValueError(f"{self._label}: source '{name}' is not declared in @product(sources=...)")
-        source = self._sources[name]
-        pattern = self._mesh.source_path(source.domain, name, source.server_path or "")
-        files = sorted(glob.glob(pattern))
-        if not files:
-            raise SourceError(f"{self._label}: source '{name}' ({source.path}): no file matches {pattern}")
-        columns = {c.name: c.physical_type for c in source.columns}
-        try:
-            if source.server_format == "csv":
-                for f in files:
-                    _check_header(f, list(columns), source)
-                rel = self.con.read_csv(files, header=True, columns=columns)
-            elif source.server_format == "parquet":
-                rel = self.con.read_parquet(files, union_by_name=True)
-                missing = [c for c in columns if c not in rel.columns]
-                if missing:
-                    raise SourceError(f"{source.path}: {files[0]}: missing columns {missing}")
-                rel = rel.select(", ".join(f'CAST("{c}" AS {t}) AS "{c}"' for c, t in columns.items()))
-            elif source.server_format == "json":
-                rel = self.con.read_json(files, format="newline_delimited", columns=columns)
-            else:
-                raise SourceError(f"{source.path}: servers[0].format '{source.server_format}' is not readable")
-            return rel
-        except duckdb.Error as exc:
-            raise SourceError(
-                f"{self._label}: source '{name}' ({pattern}) does not match {source.path}: {exc}"
-            ) from exc
+        if name not in self._landings:
+            raise UsageError(f"{self._label}: source '{name}' is not declared in @product(sources=...)")
+        return Relation(sources.read(self._con, self._landings[name]))
 
-    def product(self, key: str) -> duckdb.DuckDBPyRelation:
-        """The current snapshot of another product ("domain/product"), if this product may read it.
-        The snapshot read is recorded, and visible to sql rules as view upstream_<domain>_<product>."""
-        if tuple(key.split("/")) not in {tuple(k.path) for k in self._spec.inputs}:
-            raise ValueError(f"{self._label}: '{key}' is not declared in @product(inputs=...)")
-        snapshot = read_product(self._catalog, key, self._mesh.consumer)
-        self.upstream_snapshots[key] = snapshot.snapshot_id
-        if snapshot.files:
-            rel = self.con.read_parquet(list(snapshot.files), union_by_name=True)
-        else:
-            rel = self.con.from_arrow(snapshot.arrow_schema.empty_table())
-        # Also a view for the contract's sql rules, which check the output against its inputs.
-        rel.to_view(upstream_view(key))
-        return rel
+    def product(self, key: str) -> Relation:
+        """The published snapshot of another product ("domain/product") this step was granted,
+        pinned when the run started; masked or reduced as its grant says."""
+        if key not in self._inputs:
+            raise UsageError(f"{self._label}: '{key}' is not declared in @product(inputs=...)")
+        self._read[key] = self._inputs[key].snapshot.snapshot_id
+        return Relation(self._input_relation(key))
+
+    @property
+    def upstream_snapshots(self) -> dict[str, int]:
+        """The snapshot of every input the function read."""
+        return dict(self._read)
+
+    def _input_relation(self, key: str) -> duckdb.DuckDBPyRelation:
+        granted = self._inputs[key]
+        if granted.files:
+            return self._con.read_parquet(list(granted.files), union_by_name=True)
+        return self._con.from_arrow(granted.snapshot.arrow_schema.empty_table())
 
     @property
     def _label(self) -> str:
-        return f"{self.contract.domain}/{self.contract.name}"
+        return self.contract.key
 
 
 def upstream_view(key: str) -> str:
     return "upstream_" + key.replace("/", "_")
-
-
-def read_product(catalog: Catalog, key: str, consumer: str, snapshot_id: int | None = None) -> Snapshot:
-    """Resolve a published product for `consumer`, enforcing the producer's grants."""
-    domain, name = key.split("/")
-    snapshot = catalog.current(domain, name, snapshot_id)
-    if snapshot is None or snapshot.snapshot_id is None:
-        raise LookupError(f"product {key} has not been published yet")
-    readers = [r for r in snapshot.properties.get("mesh.readers", "").split(",") if r]
-    if consumer != domain and consumer not in readers:
-        raise AccessDenied(
-            f"{consumer} may not read {key}: its contract grants read access to {readers or 'its owner only'}"
-        )
-    return snapshot
-
-
-def _check_header(path: str, expected: list[str], source: Contract) -> None:
-    with Path(path).open(newline="") as f:
-        header = next(csv.reader(f), [])
-    missing = [c for c in expected if c not in header]
-    if missing or header != expected:
-        raise SourceError(
-            f"{source.path}: {path}: header {header} does not match the contract's columns {expected}"
-            + (f" (missing {missing})" if missing else "")
-        )

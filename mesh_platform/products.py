@@ -5,42 +5,15 @@ tags, kinds, column schema, code version, freshness policy and one asset check p
 """
 
 
-from collections.abc import Callable
-from dataclasses import dataclass
-
 import dagster as dg
 
-from mesh_platform.contracts import Contract
+from mesh_platform.contracts import VOLUME_CHECK, Contract
 from mesh_platform.engine import DuckDBEngine
 from mesh_platform.resource import MeshResource
+from mesh_platform.spec import ProductSpec
 
 SCHEMA_CHECK = "schema"
 KINDS = {"duckdb", "iceberg"}
-
-
-@dataclass(frozen=True)
-class ProductSpec:
-    fn: Callable
-    sources: tuple[str, ...]
-    inputs: tuple[dg.AssetKey, ...]
-
-
-def product(*, sources: "tuple[str, ...] | list[str]" = (), inputs: "tuple[str, ...] | list[str]" = ()):
-    """Mark a function as the code that fills the contract of the same name.
-
-    sources: this domain's landing sources it reads (`ctx.source(name)`).
-    inputs:  other products it reads, as "domain/product" (`ctx.product("domain/product")`).
-    """
-
-    def mark(fn: Callable) -> Callable:
-        fn.mesh_product = ProductSpec(
-            fn=fn,
-            sources=tuple(sources),
-            inputs=tuple(dg.AssetKey(i.split("/")) for i in inputs),
-        )
-        return fn
-
-    return mark
 
 
 def product_key(contract: Contract) -> dg.AssetKey:
@@ -98,17 +71,23 @@ def product_asset(
             for rule in contract.rules
         ),
     ]
+    if contract.volume_max_drop is not None:
+        check_specs.append(dg.AssetCheckSpec(
+            VOLUME_CHECK, asset=key, blocking=True,
+            description=f"The row count falls by at most {contract.volume_max_drop:g}% against the published version.",
+        ))
+    inputs = [dg.AssetKey(i.split("/")) for i in spec.inputs]
     # A product built from other products follows them: it runs when any of them publishes,
     # and only once every one of them passed its blocking checks.
     automation = (
         dg.AutomationCondition.eager() & dg.AutomationCondition.all_deps_blocking_checks_passed()
-        if spec.inputs
+        if inputs
         else None
     )
 
     @dg.asset(
         key=key,
-        deps=[*spec.inputs, *(source_key(contract.domain, s) for s in spec.sources)],
+        deps=[*inputs, *(source_key(contract.domain, s) for s in spec.sources)],
         description=contract.description,
         group_name=contract.domain,
         owners=[contract.owner],

@@ -1,26 +1,37 @@
 """Write, audit, publish: a product run.
 
-The product's function computes its output in DuckDB; the output is audited against the
-contract; only when every blocking check passed is it committed as the Iceberg table's new
-snapshot. A failed blocking check fails the run and leaves the previous snapshot current.
+1. Resolve what the step may read: its landing files, and the current snapshots of its inputs
+   (grants checked, reads audited).
+2. Compute the output on a DuckDB locked to exactly those files, and write it as a new
+   Parquet file in the table's folder that no reader sees yet.
+3. Audit it against the contract: schema, rules, volume. A failed blocking check deletes the new
+   file (no commit was attempted, so nothing can name it) and fails the run; the previous
+   snapshot stays current.
+4. Commit it as the table's new snapshot in one atomic Iceberg commit.
+
+From the commit on, nothing is deleted here, whatever happens: a commit interrupted by a
+signal may still have landed. What an interrupted run leaves is removed by maintenance.
 """
 
 from __future__ import annotations
 
 import json
-import re
 import time
 
 import dagster as dg
 import duckdb
 import pyarrow as pa
 
-from mesh_platform.contracts import Contract
+from mesh_platform import faults, sandbox, sources
+from mesh_platform.access import AccessDenied
+from mesh_platform.contracts import ALLOW_DROP_TAG, Contract
 from mesh_platform.engine import DuckDBEngine
-from mesh_platform.product_context import ProductContext, SourceError
-from mesh_platform.products import ProductSpec
-from mesh_platform.quality import OUTPUT, Outcome, audit, parquet_null_counts, schema_problems
+from mesh_platform.governance import apply_grants
+from mesh_platform.product_context import ProductContext, UsageError
+from mesh_platform.quality import OUTPUT, Outcome, audit, parquet_null_counts, schema_problems, volume_outcome
 from mesh_platform.resource import MeshResource
+from mesh_platform.runs import HOST_TAG, this_host
+from mesh_platform.spec import ProductSpec
 
 
 class PublishBlocked(dg.Failure):
@@ -31,79 +42,114 @@ def run_product(
     context: dg.AssetExecutionContext,
     contract: Contract,
     spec: ProductSpec,
-    sources: dict[str, Contract],
+    source_contracts: dict[str, Contract],
     mesh: MeshResource,
     engine: DuckDBEngine,
 ):
-    catalog = mesh.catalog()
-    label = f"{contract.domain}/{contract.name}"
+    label = contract.key
+    run_id = context.run.run_id
+    if context.run.tags.get(HOST_TAG) is None:  # launched from the UI: say where its worker runs
+        context.instance.add_run_tags(run_id, {HOST_TAG: this_host()})
+    catalog, audit_log = mesh.catalog(), mesh.audit_log()
     timings = {}
-    staged = catalog.staging_file(contract.domain, contract.name)
-    published = False
-    try:
-        with engine.get_connection() as con:
-            ctx = ProductContext(con, contract, spec, sources, mesh, catalog, context.log)
-            start = time.perf_counter()
-            try:
-                rel = _as_relation(con, spec.fn(ctx), label)
-                actual = dict(zip(rel.columns, (str(t) for t in rel.types), strict=True))
-                if not schema_problems(contract, actual):
-                    # DuckDB writes the new version's Parquet file itself, in parallel and within
-                    # its memory limit; no reader sees the file until a commit names it.
-                    rel.select(", ".join(f'"{c.name}"' for c in contract.columns)).to_parquet(str(staged))
-                    con.execute(f"CREATE VIEW {OUTPUT} AS SELECT * FROM read_parquet('{staged}')")
-            except duckdb.Error as exc:
-                # Typically landing data that does not fit its source contract's types.
-                raise dg.Failure(
-                    description=f"{label}: computing the output failed, nothing published: {_without_rows(exc)}",
-                    metadata={"sources": [str(sources[s].path) for s in spec.sources]},
-                ) from None  # the chained DuckDB error would put the raw row in the event log
-            except (SourceError, LookupError, PermissionError) as exc:
-                # Landing data not matching its source contract; an input not published or not granted.
-                raise dg.Failure(description=f"{label}: nothing published: {exc}") from None
-            timings["compute_s"] = time.perf_counter() - start
-            start = time.perf_counter()
-            written = staged.exists()  # not when the schema is wrong: the audit then says why
-            outcomes = audit(con, contract, actual, parquet_null_counts(con, str(staged)) if written else None)
-            timings["audit_s"] = time.perf_counter() - start
+    apply_grants(mesh, contract)  # the contract is the authority on who reads, from the first publish
+    previous = catalog.current(contract.domain, contract.name)
+    previous_rows = int(previous.summary.get("total-records", 0)) if previous and previous.snapshot_id else None
 
-            for outcome in outcomes:
-                yield _check_result(outcome)
-            blocked = [o for o in outcomes if o.blocking and not o.passed]
-            if blocked:
-                raise PublishBlocked(
-                    description=f"{label}: not published, blocking checks failed; the previous snapshot "
-                    "stays current.\n" + "\n".join(_explain(o) for o in blocked),
-                    metadata={"failed_checks": [o.name for o in blocked]},
-                )
-            rows = con.execute(f"SELECT count(*) FROM {OUTPUT}").fetchall()[0][0]
+    try:
+        landings = {
+            s: sources.resolve(source_contracts[s], mesh.landing_root, mesh.source_override(contract.domain, s))
+            for s in spec.sources
+        }
+        reader = mesh.reader(run_id)
+        inputs = {key: reader.read(key) for key in spec.inputs}
+    except AccessDenied as exc:
+        # Shown on the producer's asset too, where its owners look.
+        context.log_event(dg.AssetObservation(
+            asset_key=dg.AssetKey(exc.product.split("/")),
+            metadata={"denied_read": str(exc), "reader": mesh.consumer, "run_id": run_id},
+        ))
+        raise dg.Failure(description=f"{label}: nothing published: {exc}") from None
+    except (sources.SourceError, LookupError) as exc:
+        raise dg.Failure(description=f"{label}: nothing published: {exc}") from None
+
+    staged = catalog.new_data_file(contract.domain, contract.name)
+    readable = [f for landing in landings.values() for f in landing.files]
+    readable += [f for granted in inputs.values() for f in granted.files]
+    with engine.get_connection() as con:
+        sandbox.lock(con, readable, writable=[staged.path])
+        ctx = ProductContext(con, contract, spec, landings, inputs, context.log)
+        start = time.perf_counter()
+        try:
+            faults.point("compute")
+            rel = _as_relation(con, spec.fn(ctx), label)
+            actual = dict(zip(rel.columns, (str(t) for t in rel.types), strict=True))
+            if not schema_problems(contract, actual):
+                # DuckDB writes the new version's Parquet file itself, in parallel and within
+                # its memory limit; no reader sees the file until a commit names it.
+                rel.select(", ".join(f'"{c.name}"' for c in contract.columns)).to_parquet(str(staged.path))
+                con.execute(f"CREATE VIEW {OUTPUT} AS SELECT * FROM read_parquet('{staged.path}')")
+        except duckdb.Error as exc:
+            # The chained DuckDB error is dropped: it may quote a landing row (PII).
+            raise dg.Failure(
+                description=f"{label}: computing the output failed, nothing published: "
+                f"{sources.explain(exc, list(landings.values()))}",
+            ) from None
+        except (sources.SourceError, sandbox.SandboxViolation, UsageError) as exc:
+            raise dg.Failure(description=f"{label}: nothing published: {exc}") from None
+        timings["compute_s"] = time.perf_counter() - start
+        faults.point("write")
 
         start = time.perf_counter()
-        snapshot = catalog.publish(
-            contract.domain,
-            contract.name,
-            [staged],
-            properties=_governance_properties(contract),
-            snapshot_properties={
-                "mesh.contract_version": contract.version,
-                "mesh.run_id": context.run.run_id,
-                **{f"mesh.upstream.{k}": str(v) for k, v in ctx.upstream_snapshots.items()},
-            },
+        written = staged.path.exists()  # not when the schema is wrong: the audit then says why
+        outcomes = audit(con, contract, actual, parquet_null_counts(con, str(staged.path)) if written else None)
+        rows = con.execute(f"SELECT count(*) FROM {OUTPUT}").fetchall()[0][0] if written else None
+        if written and contract.volume_max_drop is not None:
+            allowed = context.run.tags.get(ALLOW_DROP_TAG, "").lower() == "true"
+            outcomes.append(volume_outcome(contract, rows, previous_rows, allowed))
+        timings["audit_s"] = time.perf_counter() - start
+        faults.point("audit")
+
+    for outcome in outcomes:
+        yield _check_result(outcome)
+    blocked = [o for o in outcomes if o.blocking and not o.passed]
+    if blocked:
+        # No commit was attempted, so no snapshot can name this file: it goes now.
+        staged.path.unlink(missing_ok=True)
+        audit_log.append("publish_blocked", mesh.consumer, label, run_id=run_id,
+                         failed_checks=[o.name for o in blocked])
+        raise PublishBlocked(
+            description=f"{label}: not published, blocking checks failed; the previous snapshot "
+            "stays current.\n" + "\n".join(_explain(o) for o in blocked),
+            metadata={"failed_checks": [o.name for o in blocked]},
         )
-        published = True
-    finally:
-        if not published:  # failed, blocked or interrupted: the staged file goes
-            staged.unlink(missing_ok=True)
+
+    start = time.perf_counter()
+    snapshot = catalog.publish(
+        contract.domain,
+        contract.name,
+        [staged],
+        properties=_table_properties(contract),
+        snapshot_properties={
+            "mesh.contract_version": contract.version,
+            "mesh.run_id": run_id,
+            **{f"mesh.upstream.{k}": str(v) for k, v in ctx.upstream_snapshots.items()},
+        },
+    )
     timings["publish_s"] = time.perf_counter() - start
+    audit_log.append("publish", mesh.consumer, label, run_id=run_id, snapshot_id=str(snapshot.snapshot_id),
+                     rows=rows, contract_version=contract.version)
     context.log.info(f"{label}: published snapshot {snapshot.snapshot_id} ({rows} rows)")
+    faults.point("event")
     yield dg.MaterializeResult(
         metadata={
             "dagster/row_count": rows,
             "snapshot_id": str(snapshot.snapshot_id),
-            "table_location": dg.MetadataValue.path(snapshot.location),
+            "table_location": dg.MetadataValue.path(catalog.local_path(snapshot.location)),
             "contract_version": contract.version,
             **(
-                {"upstream_snapshots": dg.MetadataValue.json(ctx.upstream_snapshots)}
+                # Ids as strings: a browser rounds integers past 2**53 in JSON.
+                {"upstream_snapshots": dg.MetadataValue.json({k: str(v) for k, v in ctx.upstream_snapshots.items()})}
                 if ctx.upstream_snapshots
                 else {}
             ),
@@ -113,20 +159,17 @@ def run_product(
 
 
 def _as_relation(con: duckdb.DuckDBPyConnection, out, label: str) -> duckdb.DuckDBPyRelation:
+    out = sandbox.unwrap(out)
     if isinstance(out, duckdb.DuckDBPyRelation):
         return out
     if isinstance(out, pa.Table):
         return con.from_arrow(out)
-    raise TypeError(f"{label}: the product function must return a DuckDB relation or an Arrow table, got {type(out).__name__}")
-
-
-def _without_rows(exc: Exception) -> str:
-    """DuckDB's CSV errors quote the offending line whole, PII columns included."""
-    return re.sub(r"(?m)^Original Line: .*$", "Original Line: (withheld: it may hold PII)", str(exc))
+    raise UsageError(f"{label}: the product function must return a relation or an Arrow table, got {type(out).__name__}")
 
 
 def _check_result(o: Outcome) -> dg.AssetCheckResult:
-    metadata = {k: dg.MetadataValue.json(v) if isinstance(v, (dict, list)) else v for k, v in o.metadata.items()}
+    metadata = {k: dg.MetadataValue.json(v) if isinstance(v, (dict, list)) else v
+                for k, v in o.metadata.items() if v is not None}
     if o.sample:
         metadata["sample"] = dg.MetadataValue.json(o.sample)
     return dg.AssetCheckResult(
@@ -143,12 +186,12 @@ def _explain(o: Outcome) -> str:
     return f"- rule '{o.name}': {o.description}{sample}"
 
 
-def _governance_properties(contract: Contract) -> dict[str, str]:
-    """Recorded on the table, so any reader (in any location) can enforce the grants."""
+def _table_properties(contract: Contract) -> dict[str, str]:
+    """Descriptive properties on the table, for anyone browsing the catalog. Who may read it is
+    not among them: that is the catalog's grants (see grants)."""
     return {
         "mesh.owner": contract.owner,
         "mesh.domain": contract.domain,
         "mesh.contract_version": contract.version,
-        "mesh.readers": ",".join(contract.readers),
         "mesh.pii_columns": ",".join(c.name for c in contract.columns if c.classification),
     }

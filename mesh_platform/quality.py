@@ -9,16 +9,19 @@ columns they need.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 import duckdb
 
-from mesh_platform.contracts import Contract, QualityRule, rule_columns
+from mesh_platform.contracts import ALLOW_DROP_TAG, VOLUME_CHECK, Contract, QualityRule, rule_columns
 from mesh_platform.expectations import compile_expectation, evaluate
+from mesh_platform.sandbox import SandboxViolation, check_select
 from mesh_platform.sqltypes import duckdb_spelling
 
 SAMPLE_ROWS = 5
 OUTPUT = "mesh_output"  # the table the output is audited in, and the sql rules' ${object}
+
 _MASK = "***"
 
 
@@ -100,7 +103,7 @@ def audit(
     gx_rules = [r for r in contract.rules if r.engine == "great_expectations" and r.name not in compiled]
     if gx_rules:
         outcomes |= {o.name: o for o in _great_expectations(con, contract, gx_rules)}
-    outcomes |= {r.name: _sql_outcome(con, r) for r in contract.rules if r.engine == "sql"}
+    outcomes |= {r.name: _sql_outcome(con, contract, r) for r in contract.rules if r.engine == "sql"}
     # Contract order, so that the checks read the same in every run.
     return [outcomes["schema"]] + [outcomes[r.name] for r in contract.rules]
 
@@ -127,15 +130,18 @@ def _schema_outcome(con, contract: Contract, actual: dict[str, str], known_nulls
              f'"{c.name}" IS NULL')
             for c in contract.columns if c.required
         ]
+        # Unique as Great Expectations means it: nulls are not values, so never duplicates.
+        # A primary key's columns are required, so there is no null to skip.
         keys = [[c.name] for c in contract.columns if c.unique and not c.primary_key]
         if contract.primary_key:
             keys.append(list(contract.primary_key))
         for key in keys:
             cols = ", ".join(f'"{k}"' for k in key)
+            counted = f'count("{key[0]}")' if len(key) == 1 else "count(*)"
             tests.append((
                 f"({', '.join(key)}) is unique",
-                f"count(*) - count(DISTINCT ({cols}))",
-                f"({cols}) IN (SELECT ({cols}) FROM {OUTPUT} GROUP BY ALL HAVING count(*) > 1)",
+                f"{counted} - count(DISTINCT ({cols}))",
+                f"({cols}) IN (SELECT ({cols}) FROM {OUTPUT} WHERE ({cols}) IS NOT NULL GROUP BY ALL HAVING count(*) > 1)",
             ))
         queries = [count for _, count, _ in tests if isinstance(count, str)]
         if queries:
@@ -198,22 +204,78 @@ def _great_expectations(con, contract: Contract, rules: list[QualityRule]) -> li
             if detail.get(k) is not None
         }
         sample = []
-        if not res.success and rule.column and not rule.expectation.startswith("expect_table_"):
+        # Only per-row expectations have offending rows; an aggregate one (a mean, a distinct
+        # count) is wrong as a whole, and no row illustrates it.
+        if not res.success and rule.column and detail.get("unexpected_count"):
             sample = _unexpected_rows(con, contract, rule.column, unexpected)
         outcomes.append(_expectation_outcome(rule, bool(res.success), metadata, sample))
     return outcomes
 
 
-def _sql_outcome(con, rule: QualityRule) -> Outcome:
+def _sql_outcome(con, contract: Contract, rule: QualityRule) -> Outcome:
+    """A sql rule: exactly one SELECT, on the sandboxed connection, returning one number. A rule
+    that cannot be evaluated fails, saying why; it never passes by accident."""
     query = rule.query.replace("${object}", OUTPUT).replace("${property}", f'"{rule.column}"')
-    value = con.execute(query).fetchall()[0][0]
+    where = f"{contract.path}: quality rule '{rule.name}'"
+    try:
+        check_select(con, query, where)
+        rows = con.execute(query).fetchmany(2)
+    except SandboxViolation as exc:
+        return _broken(rule, str(exc))
+    except duckdb.Error as exc:
+        return _broken(rule, f"{where}: the query failed: {type(exc).__name__.removesuffix('Exception')}: "
+                             f"{str(exc).strip().splitlines()[0]}")
+    if len(rows) != 1 or len(rows[0]) != 1:
+        got = "no rows" if not rows else f"{'more than one row' if len(rows) > 1 else f'{len(rows[0])} columns'}"
+        return _broken(rule, f"{where}: the query returned {got}; a sql rule returns one row with one number")
+    value = rows[0][0]
+    if not _is_number(value) or not all(_is_number(b) for _, bound in rule.bounds for b in _as_list(bound)):
+        got = "null" if value is None else f"a {type(value).__name__} (not shown: it may be data)"
+        return _broken(rule, f"{where}: returned {got} where a number is expected, to compare with "
+                             f"{dict(rule.bounds)}; a sql rule returns a number, compared with numbers")
     passed = all(_holds(op, value, bound) for op, bound in rule.bounds)
     return Outcome(
         name=rule.name,
         passed=passed,
         blocking=rule.blocking,
         description=rule.description + ("" if passed else f": got {value}, expected {dict(rule.bounds)}"),
-        metadata={"observed_value": value if isinstance(value, (int, float)) else str(value)},
+        metadata={"observed_value": float(value) if isinstance(value, Decimal) else value},
+    )
+
+
+def _broken(rule: QualityRule, message: str) -> Outcome:
+    return Outcome(name=rule.name, passed=False, blocking=rule.blocking, description=message,
+                   metadata={"error": message})
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float, Decimal)) and not isinstance(value, bool)
+
+
+def _as_list(bound) -> list:
+    return list(bound) if isinstance(bound, (list, tuple)) else [bound]
+
+
+def volume_outcome(contract: Contract, rows: int, previous_rows: int | None, allowed: bool) -> Outcome:
+    """The row count may not fall by more than the contract's percent against the published
+    version: a cut export must not replace a whole one. A run tagged to accept a drop passes."""
+    limit = contract.volume_max_drop
+    metadata = {"rows": rows, "previous_rows": previous_rows, "max_drop_percent": limit}
+    if not previous_rows:
+        return Outcome(VOLUME_CHECK, True, True, f"{rows:,} rows; nothing published before to compare with", metadata)
+    drop = 100.0 * (previous_rows - rows) / previous_rows
+    metadata["drop_percent"] = round(drop, 2)
+    change = f"{rows:,} rows against {previous_rows:,} published ({-drop:+.1f}%)"
+    if drop <= limit:
+        return Outcome(VOLUME_CHECK, True, True, f"{change}; a drop of at most {limit:g}% is allowed", metadata)
+    if allowed:
+        return Outcome(VOLUME_CHECK, True, True, f"{change}: over the {limit:g}% limit, accepted by the run's "
+                       f"{ALLOW_DROP_TAG} tag", {**metadata, "accepted_by_tag": True})
+    return Outcome(
+        VOLUME_CHECK, False, True,
+        f"{change}: more than the {limit:g}% the contract allows. If the drop is intended, run again with "
+        f"the tag {ALLOW_DROP_TAG}=true (mesh materialize --allow-volume-drop)",
+        metadata,
     )
 
 

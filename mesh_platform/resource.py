@@ -1,5 +1,5 @@
-"""The platform resource every code location gets: the catalog, the landing zone, and who
-the location is when it reads another domain's products."""
+"""The platform resource every code location gets: the catalog, the landing zone, the grants
+and the audit log, and who the location is when it reads another domain's products."""
 
 from __future__ import annotations
 
@@ -15,12 +15,30 @@ class MeshResource(dg.ConfigurableResource):
 
     home: str
     landing: str
-    consumer: str
+    consumer: str  # the code location: the identity its reads are granted to and audited as
     source_overrides: dict[str, str] = {}
 
     def catalog(self) -> Catalog:
         return Catalog(self.home)
 
-    def source_path(self, domain: str, source: str, default: str) -> str:
-        override = self.source_overrides.get(f"{domain}_{source}")
-        return override if override else str(Path(self.landing) / default)
+    def grants(self):
+        from mesh_platform.grants import GrantStore
+
+        return GrantStore(self.catalog().db_path)
+
+    def audit_log(self):
+        from mesh_platform.audit import AuditLog
+
+        return AuditLog(self.home)
+
+    def reader(self, run_id: str):
+        from mesh_platform.access import Reader
+
+        return Reader(self.catalog(), self.grants(), self.audit_log(), self.consumer, run_id)
+
+    def source_override(self, domain: str, source: str) -> str | None:
+        return self.source_overrides.get(f"{domain}_{source}") or None
+
+    @property
+    def landing_root(self) -> Path:
+        return Path(self.landing)

@@ -1,8 +1,14 @@
 """Iceberg tables through pyiceberg: one namespace per domain, one table per product.
 
 Locally the catalog is a SQLite file and the data Parquet files under MESH_HOME, so any
-number of processes read while one writes. Commits are optimistic; a conflicting commit
-(two locations publishing at once) is retried on a freshly loaded table.
+number of processes read while one writes. Locations are relative to the home (see fileio), so
+a home can be copied or moved. Commits are optimistic; a conflicting commit (two locations
+publishing at once) is retried on a freshly loaded table.
+
+A writer never deletes a file: once a commit has been attempted, the catalog may name any file
+it was given, and a writer interrupted at the wrong moment cannot know. What an interrupted or
+failed publish leaves behind is an orphan, removed by maintenance (mesh_platform.maintenance)
+once it is older than a safety window.
 """
 
 from __future__ import annotations
@@ -15,12 +21,18 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import urlparse
+
+from mesh_platform import faults, fileio
 
 if TYPE_CHECKING:
     import pyarrow as pa  # a second on import: loaded by the functions that need it
 
 COMMIT_ATTEMPTS = 12
+WAREHOUSE = "warehouse"
+# Each commit writes a new metadata file; the table keeps this many earlier ones in its log
+# (time travel to them). Maintenance removes those that dropped out of the log.
+METADATA_VERSIONS_KEPT = 10
+TABLE_PROPERTIES = {"write.metadata.previous-versions-max": str(METADATA_VERSIONS_KEPT)}
 
 
 @dataclass(frozen=True)
@@ -29,11 +41,19 @@ class Snapshot:
 
     snapshot_id: int | None
     location: str
-    files: tuple[str, ...]
+    files: tuple[str, ...]  # local paths, for DuckDB
     properties: dict[str, str]
     summary: dict[str, str]
     arrow_schema: pa.Schema
     timestamp_ms: int | None
+
+
+@dataclass(frozen=True)
+class DataFile:
+    """A new data file: where DuckDB writes it, and the location a commit records."""
+
+    path: Path
+    uri: str
 
 
 class Catalog:
@@ -45,7 +65,7 @@ class Catalog:
         from pyiceberg.catalog.sql import SqlCatalog
 
         self.home.mkdir(parents=True, exist_ok=True)
-        db = self.home / "catalog.db"
+        db = self.db_path
         # WAL lets readers go on while another process commits. The mode is stored in the file:
         # whoever sets it first wins, and a busy database means someone already did.
         try:
@@ -54,31 +74,41 @@ class Catalog:
                     con.execute("PRAGMA journal_mode=WAL")
         except sqlite3.OperationalError:
             pass
-        warehouse = self.home / "warehouse"
-        warehouse.mkdir(exist_ok=True)
-        return _retry(
+        (self.home / WAREHOUSE).mkdir(exist_ok=True)
+        return retry(
             lambda: SqlCatalog(
-                "mesh", uri=f"sqlite:///{db}", warehouse=warehouse.as_uri()
+                "mesh",
+                uri=f"sqlite:///{db}",
+                warehouse=fileio.uri(WAREHOUSE),
+                **{"py-io-impl": "mesh_platform.fileio.MeshFileIO", fileio.HOME_PROPERTY: str(self.home)},
             )
         )
 
-    def staging_file(self, namespace: str, name: str) -> Path:
+    @property
+    def db_path(self) -> Path:
+        return self.home / "catalog.db"
+
+    def table_folder(self, namespace: str, name: str) -> Path:
+        return self.home / WAREHOUSE / namespace / name
+
+    def new_data_file(self, namespace: str, name: str) -> DataFile:
         """Where a new version's data file is written before it is audited and committed.
-        Until the commit names it, no reader sees it."""
-        folder = self.home / "warehouse" / namespace / name / "data"
+        Until a commit names it, no reader sees it."""
+        folder = self.table_folder(namespace, name) / "data"
         folder.mkdir(parents=True, exist_ok=True)
-        return folder / f"mesh-{uuid.uuid4()}.parquet"
+        file = f"mesh-{uuid.uuid4()}.parquet"
+        return DataFile(folder / file, fileio.uri(f"{WAREHOUSE}/{namespace}/{name}/data/{file}"))
 
     def publish(
         self,
         namespace: str,
         name: str,
-        files: list[Path],
+        files: list[DataFile],
         properties: dict[str, str],
         snapshot_properties: dict[str, str],
     ) -> Snapshot:
-        """Commit Parquet `files` as the table's whole new current snapshot, atomically.
-        The files are registered where they are, not copied; a failed commit deletes them."""
+        """Commit `files` as the table's whole new current snapshot, atomically. The files are
+        registered where they are, not copied, and never deleted here (see the module doc)."""
         import pyarrow.parquet as pq
         from pyiceberg.exceptions import NamespaceAlreadyExistsError, TableAlreadyExistsError
         from pyiceberg.expressions import AlwaysTrue
@@ -86,37 +116,40 @@ class Catalog:
 
         catalog = self._catalog
         ident = f"{namespace}.{name}"
-        paths = [str(f) for f in files]
+        uris = [f.uri for f in files]
         # Every column optional in the table: a later version may hold nulls this one lacks.
-        schema = _nullable(pq.read_schema(paths[0]))
-        try:
-            # Created on first publish. Two processes may both see it missing: the loser gets the
-            # catalog's unique-key violation rather than "already exists"; either way it exists.
+        schema = _nullable(pq.read_schema(files[0].path))
+        # Created on first publish only: creating writes a metadata file even when the table
+        # exists. Two processes may both see it missing: the loser gets the catalog's unique-key
+        # violation rather than "already exists"; either way it exists.
+        if not retry(lambda: catalog.namespace_exists(namespace)):
             try:
-                _retry(lambda: catalog.create_namespace(namespace))
+                retry(lambda: catalog.create_namespace(namespace))
             except (NamespaceAlreadyExistsError, IntegrityError):
                 pass
+        if not retry(lambda: catalog.table_exists(ident)):
             try:
-                _retry(lambda: catalog.create_table(ident, schema=schema, properties=properties))
+                retry(lambda: catalog.create_table(
+                    ident, schema=schema, location=fileio.uri(f"{WAREHOUSE}/{namespace}/{name}"),
+                    properties={**TABLE_PROPERTIES, **properties},
+                ))
             except (TableAlreadyExistsError, IntegrityError):
                 pass
 
-            def commit():
-                table = catalog.load_table(ident)
-                with table.transaction() as tx:
-                    # Schema evolution: columns a new contract version adds are added here.
-                    with tx.update_schema() as update:
-                        update.union_by_name(schema)
-                    tx.set_properties(properties)
-                    if table.current_snapshot() is not None:
-                        tx.delete(AlwaysTrue(), snapshot_properties=snapshot_properties)
-                    tx.add_files(paths, snapshot_properties=snapshot_properties)
+        def commit():
+            table = catalog.load_table(ident)
+            with table.transaction() as tx:
+                # Schema evolution: columns a new contract version adds are added here.
+                with tx.update_schema() as update:
+                    update.union_by_name(schema)
+                tx.set_properties({**TABLE_PROPERTIES, **properties})
+                if table.current_snapshot() is not None:
+                    tx.delete(AlwaysTrue(), snapshot_properties=snapshot_properties)
+                tx.add_files(uris, snapshot_properties=snapshot_properties)
+                faults.point("commit")  # manifests written, the catalog not yet pointed at them
 
-            _retry(commit)
-        except BaseException:
-            for path in files:
-                Path(path).unlink(missing_ok=True)
-            raise
+        retry(commit)
+        faults.point("read-back")  # committed: readers see the new version from here on
         return self.current(namespace, name)
 
     def current(self, namespace: str, name: str, snapshot_id: int | None = None) -> Snapshot | None:
@@ -125,7 +158,7 @@ class Catalog:
 
         ident = f"{namespace}.{name}"
         try:
-            table = _retry(lambda: self._catalog.load_table(ident))
+            table = retry(lambda: self._catalog.load_table(ident))
         except (NoSuchTableError, NoSuchNamespaceError):
             return None
         snap = table.snapshot_by_id(snapshot_id) if snapshot_id else table.current_snapshot()
@@ -136,7 +169,7 @@ class Catalog:
             for task in table.scan(snapshot_id=snap.snapshot_id).plan_files():
                 if task.delete_files:
                     raise NotImplementedError(f"{ident}: delete files are not expected")
-                files.append(_local_path(task.file.file_path))
+                files.append(self.local_path(task.file.file_path))
         schema = table.schemas()[snap.schema_id] if snap and snap.schema_id is not None else table.schema()
         return Snapshot(
             snapshot_id=snap.snapshot_id if snap else None,
@@ -148,17 +181,36 @@ class Catalog:
             timestamp_ms=snap.timestamp_ms if snap else None,
         )
 
+    def local_path(self, location: str) -> str:
+        return fileio.local_path(location, str(self.home))
+
+    def load_table(self, namespace: str, name: str):
+        return retry(lambda: self._catalog.load_table(f"{namespace}.{name}"))
+
+    def tables(self) -> list[tuple[str, str]]:
+        """Every (namespace, table) in the catalog."""
+        catalog = self._catalog
+        return sorted(
+            (ns[0], ident[-1])
+            for ns in retry(catalog.list_namespaces)
+            for ident in retry(lambda ns=ns: catalog.list_tables(ns))
+        )
+
     def history(self, namespace: str, name: str) -> list[int]:
         """The published versions, oldest first. An overwrite commits a delete and an append
         snapshot atomically; only the last snapshot of each publish was ever current."""
-        table = self._catalog.load_table(f"{namespace}.{name}")
-        snapshots = table.snapshots()
-        run = [s.summary.additional_properties.get("mesh.run_id") if s.summary else None for s in snapshots]
-        return [
-            s.snapshot_id
-            for i, s in enumerate(snapshots)
-            if i + 1 == len(snapshots) or run[i] is None or run[i] != run[i + 1]
-        ]
+        return [s.snapshot_id for s in published_snapshots(self.load_table(namespace, name))]
+
+
+def published_snapshots(table) -> list:
+    """The snapshots that were current after a publish, oldest first (see Catalog.history)."""
+    snapshots = table.snapshots()
+    run = [s.summary.additional_properties.get("mesh.run_id") if s.summary else None for s in snapshots]
+    return [
+        s
+        for i, s in enumerate(snapshots)
+        if i + 1 == len(snapshots) or run[i] is None or run[i] != run[i + 1]
+    ]
 
 
 def _nullable(schema: pa.Schema) -> pa.Schema:
@@ -175,12 +227,7 @@ def _nullable(schema: pa.Schema) -> pa.Schema:
     return pa.schema([field(f) for f in schema])
 
 
-def _local_path(uri: str) -> str:
-    parsed = urlparse(uri)
-    return parsed.path if parsed.scheme in ("file", "") else uri
-
-
-def _retry(fn):
+def retry(fn):
     """Retry commit conflicts and SQLite lock contention with jittered backoff. A publish
     replaces the whole table, so after a conflict the retry simply commits on the new head."""
     from pyiceberg.exceptions import CommitFailedException, ValidationException

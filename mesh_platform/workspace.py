@@ -47,10 +47,14 @@ def location_job(location: str) -> dg.JobDefinition:
     return loc.definitions().resolve_job_def(loc.job_name)
 
 
-def materialize(location: str, instance: dg.DagsterInstance, in_process: bool = True) -> dg.ExecutionResult:
+def materialize(
+    location: str, instance: dg.DagsterInstance, in_process: bool = True, tags: dict[str, str] | None = None
+) -> dg.ExecutionResult:
     """One real Dagster run of every product of a location, recorded in `instance`: in this
     process, or as the UI runs it, with each step in its own process."""
-    tags = {"mesh/trigger": "mesh-cli"}
+    from mesh_platform.runs import HOST_TAG, this_host
+
+    tags = {"mesh/trigger": "mesh-cli", HOST_TAG: this_host(), **(tags or {})}
     if in_process:
         return location_job(location).execute_in_process(instance=instance, raise_on_error=False, tags=tags)
     job = dg.build_reconstructable_job(__name__, "location_job", reconstructable_args=(location,))

@@ -131,7 +131,7 @@ def test_customer_360_follows_published_upstreams_and_never_a_failed_blocking_ch
     checks = {spec.name: spec for a in real.defs.assets if isinstance(a, dg.AssetsDefinition)
               for spec in a.check_specs if spec.asset_key == PROFILES}
     assert set(checks) == {
-        "schema", "email_is_normalized", "country_is_iso_code", "segment_is_known", "has_customers"
+        "schema", "email_is_normalized", "country_is_iso_code", "segment_is_known", "has_customers", "volume"
     }
     instance.report_runless_asset_event(dg.AssetMaterialization(asset_key=PROFILES))
     for name, spec in sorted(checks.items()):

@@ -36,12 +36,12 @@ def test_full_materialization_builds_customer_360_row_by_row(mesh_home, instance
     upstream = metadata["upstream_snapshots"].value
     for key in ("customer/profiles", "orders/history", "preferences/settings"):
         domain, name = key.split("/")
-        assert upstream[key] == catalog.current(domain, name).snapshot_id
+        assert upstream[key] == str(catalog.current(domain, name).snapshot_id)
         assert snapshot.summary[f"mesh.upstream.{key}"] == str(upstream[key])
     assert metadata["dagster/row_count"].value == 3
     assert metadata["snapshot_id"].value == str(snapshot.snapshot_id)
     assert metadata["contract_version"].value == "1.0.0"
-    assert metadata["table_location"].value == snapshot.location
+    assert metadata["table_location"].value == str(mesh_home / "warehouse/federation/customer_360")
 
     # `mesh status` reports what was published and how it was checked.
     from mesh_platform.deployment import Settings

@@ -1,6 +1,8 @@
-"""The Iceberg catalog on disk: publish, time travel, schema evolution, concurrent commits."""
+"""The Iceberg catalog on disk: publish, time travel, schema evolution, concurrent commits,
+metadata that does not grow per publish, and a home that can be moved."""
 
 import multiprocessing
+from datetime import timedelta
 from concurrent.futures import ProcessPoolExecutor
 
 import duckdb
@@ -9,13 +11,13 @@ import pyarrow.parquet as pq
 import pytest
 from pyiceberg.exceptions import ValidationError
 
-from mesh_platform.product_context import AccessDenied, read_product
+from mesh_platform.maintenance import maintain
 from mesh_platform.storage import Catalog
 
 
 def _publish(catalog: Catalog, ns: str, name: str, data: pa.Table, properties: dict, snapshot_properties: dict):
-    staged = catalog.staging_file(ns, name)
-    pq.write_table(data, staged)
+    staged = catalog.new_data_file(ns, name)
+    pq.write_table(data, staged.path)
     return catalog.publish(ns, name, [staged], properties, snapshot_properties)
 
 
@@ -41,16 +43,43 @@ def test_a_new_column_evolves_the_schema(tmp_path):
     assert _rows(snap) == [{"k": "b", "n": 1}]
 
 
-def test_a_failed_commit_publishes_nothing_and_removes_its_file(tmp_path):
+def test_a_failed_commit_publishes_nothing_and_leaves_its_file_to_maintenance(tmp_path):
     catalog = Catalog(tmp_path)
     first = _publish(catalog, "d", "t", pa.table({"k": ["a"]}), {}, {"mesh.run_id": "r1"})
-    staged = catalog.staging_file("d", "t")
-    pq.write_table(pa.table({"k": pa.array([1.5])}), staged)  # string -> double: not a legal evolution
+    staged = catalog.new_data_file("d", "t")
+    pq.write_table(pa.table({"k": pa.array([1.5])}), staged.path)  # string -> double: not a legal evolution
     with pytest.raises(ValidationError, match="k: string -> double"):
         catalog.publish("d", "t", [staged], {}, {"mesh.run_id": "r2"})
-    assert not staged.exists()
     assert catalog.current("d", "t").snapshot_id == first.snapshot_id
     assert _rows(catalog.current("d", "t")) == [{"k": "a"}]
+    # The writer deletes nothing once it tried to commit; maintenance removes the orphan.
+    assert staged.path.exists()
+    report = maintain(catalog, orphan_age=timedelta(0))
+    assert not staged.path.exists()
+    assert f"warehouse/d/t/data/{staged.path.name}" in report.tables[0].removed_files
+    assert _rows(catalog.current("d", "t")) == [{"k": "a"}]
+
+
+def test_publishing_writes_one_metadata_file_per_commit_only(tmp_path):
+    # Creating the table on every publish used to leak one metadata file each time.
+    catalog = Catalog(tmp_path)
+    for i in range(6):
+        _publish(catalog, "d", "t", pa.table({"k": [str(i)]}), {}, {"mesh.run_id": f"r{i}"})
+    metadata = sorted((tmp_path / "warehouse/d/t/metadata").glob("*.metadata.json"))
+    # One when the table is created, then one per commit.
+    assert len(metadata) == 1 + 6
+
+
+def test_a_moved_home_reads_and_publishes_where_it_now_is(tmp_path):
+    home = tmp_path / "a"
+    _publish(Catalog(home), "d", "t", pa.table({"k": ["a"]}), {}, {"mesh.run_id": "r1"})
+    moved = tmp_path / "b"
+    home.rename(moved)
+    catalog = Catalog(moved)
+    assert _rows(catalog.current("d", "t")) == [{"k": "a"}]
+    snap = _publish(catalog, "d", "t", pa.table({"k": ["b"]}), {}, {"mesh.run_id": "r2"})
+    assert all(f.startswith(str(moved)) for f in snap.files)
+    assert not home.exists()
 
 
 def _publish_many(args):
@@ -67,14 +96,3 @@ def test_concurrent_publishers_all_commit(tmp_path):
     with ProcessPoolExecutor(4, mp_context=multiprocessing.get_context("spawn")) as pool:
         assert sorted(pool.map(_publish_many, [(tmp_path, w) for w in range(4)])) == [0, 1, 2, 3]
     assert len(Catalog(tmp_path).history("d", "t")) == 12
-
-
-def test_reader_enforces_the_producers_grants(tmp_path):
-    catalog = Catalog(tmp_path)
-    _publish(catalog, "customer", "p", pa.table({"k": ["a"]}), {"mesh.readers": "federation"}, {"mesh.run_id": "r"})
-    assert read_product(catalog, "customer/p", "federation").snapshot_id is not None
-    assert read_product(catalog, "customer/p", "customer").snapshot_id is not None
-    with pytest.raises(AccessDenied, match=r"orders may not read customer/p: .*\['federation'\]"):
-        read_product(catalog, "customer/p", "orders")
-    with pytest.raises(LookupError, match="customer/q has not been published"):
-        read_product(catalog, "customer/q", "federation")

@@ -98,31 +98,39 @@ GRAPH = {
         "kinds": PRODUCT_KINDS,
         "deps": {"customer/profiles", "orders/history", "preferences/settings"},
     },
+    # Each location's read grants, compiled from its contracts by the platform.
+    **{
+        f"{name}/governance/grants": {
+            "location": name, "owners": ["team:platform-team"], "group": name, "kinds": {"governance"}, "deps": set(),
+        }
+        for name in LOCATIONS
+    },
 }
 
 # Keys each location's own asset graph holds: its assets, plus the other locations' products
 # it depends on (Dagster stubs them; the owning location defines them).
 LOCATION_GRAPH_KEYS = {
-    "customer": {"customer/landing/crm_export", "customer/profiles"},
-    "orders": {"orders/landing/orders", "orders/landing/order_lines", "orders/history"},
-    "preferences": {"preferences/landing/preference_events", "preferences/settings"},
+    "customer": {"customer/landing/crm_export", "customer/profiles", "customer/governance/grants"},
+    "orders": {"orders/landing/orders", "orders/landing/order_lines", "orders/history", "orders/governance/grants"},
+    "preferences": {"preferences/landing/preference_events", "preferences/settings", "preferences/governance/grants"},
     "federation": {
         "federation/customer_360", "customer/profiles", "orders/history", "preferences/settings",
+        "federation/governance/grants",
     },
 }
 
-# Check name -> blocking, per product: "schema" from the platform, the rest from the contract.
+# Check name -> blocking, per product: "schema" and "volume" from the platform, the rest from the contract.
 CHECKS = {
     "customer/profiles": {
         "schema": True, "email_is_normalized": True, "country_is_iso_code": True,
-        "segment_is_known": True, "has_customers": True,
+        "segment_is_known": True, "has_customers": True, "volume": True,
     },
     "orders/history": {
         "schema": True, "order_count_positive": True, "lifetime_value_not_negative": True,
-        "has_customers": True, "first_before_last": True,
+        "has_customers": True, "first_before_last": True, "volume": True,
     },
-    "preferences/settings": {"schema": True, "channel_is_known": True, "has_customers": True},
-    "federation/customer_360": {"schema": True, "one_row_per_profile": True},
+    "preferences/settings": {"schema": True, "channel_is_known": True, "has_customers": True, "volume": True},
+    "federation/customer_360": {"schema": True, "one_row_per_profile": True, "volume": True},
 }
 
 # The contracts' latency SLAs.
@@ -215,13 +223,27 @@ def test_customer_360_is_automated_across_locations(defs):
     # The implicit default automation sensor starts STOPPED; this one must not.
     assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
     graph = defs["federation"].resolve_asset_graph()
-    assert sensor.asset_selection.resolve(graph) == {dg.AssetKey(["federation", "customer_360"])}
+    assert sensor.asset_selection.resolve(graph) == {
+        dg.AssetKey(["federation", "customer_360"]), dg.AssetKey(["federation", "governance", "grants"]),
+    }
 
 
 def test_sensors_per_location(defs):
+    # Each location's automation applies its contracts' grants when they change; the platform's
+    # location also builds customer_360 and fails runs whose worker died.
     assert {n: sorted(s.name for s in d.sensors or []) for n, d in defs.items()} == {
-        "customer": [], "orders": [], "preferences": [], "federation": ["federation_automation"],
+        "customer": ["customer_automation"], "orders": ["orders_automation"],
+        "preferences": ["preferences_automation"], "federation": ["federation_automation", "run_monitor"],
     }
+    for d in defs.values():
+        assert all(s.default_status == dg.DefaultSensorStatus.RUNNING for s in d.sensors)
+
+
+def test_the_platform_maintains_every_table_daily(defs):
+    d = defs["federation"]
+    schedule = d.resolve_schedule_def("mesh_maintenance_daily")
+    assert (schedule.cron_schedule, schedule.execution_timezone, schedule.job_name) == ("0 3 * * *", "UTC", "mesh_maintenance")
+    assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
 
 
 PRODUCT_OF = {
@@ -252,8 +274,9 @@ def test_job_and_daily_schedule(defs, name):
 
 def test_federation_follows_its_upstreams_instead_of_a_schedule(defs):
     d = defs["federation"]
-    assert [j.name for j in d.jobs] == ["federation_products"]
-    assert list(d.schedules) == []  # customer_360 is rebuilt by automation when upstreams publish
+    assert [j.name for j in d.jobs] == ["federation_products", "mesh_maintenance"]
+    # customer_360 is rebuilt by automation when upstreams publish; only maintenance is scheduled.
+    assert [s.name for s in d.schedules] == ["mesh_maintenance_daily"]
 
 
 # ---------------------------------------------------------------------------------------------

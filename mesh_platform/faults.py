@@ -1,0 +1,24 @@
+"""Named points in a publish where a test can stop the process on purpose.
+
+With MESH_FAULTPOINT=<name> (and MESH_FAULTPOINT_READY=<file>), the process reaching that point
+writes its pid to the file and waits there, so that a test can signal or kill it at exactly
+that phase. Without the variable a point costs a dictionary lookup.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+POINTS = ("compute", "write", "audit", "commit", "read-back", "event")
+WAIT_SECONDS = 120
+
+
+def point(name: str) -> None:
+    if os.environ.get("MESH_FAULTPOINT") != name:
+        return
+    ready = os.environ["MESH_FAULTPOINT_READY"]
+    with open(f"{ready}.tmp", "w") as f:
+        f.write(str(os.getpid()))
+    os.replace(f"{ready}.tmp", ready)
+    time.sleep(WAIT_SECONDS)  # the test ends the process here

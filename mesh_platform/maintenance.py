@@ -1,0 +1,151 @@
+"""Table maintenance, as Iceberg does it: expire old snapshots, then remove orphan files.
+
+Writers never delete (see storage), so everything a failed, blocked or interrupted publish left
+behind, and the files of expired snapshots, are removed here, and only here:
+
+- Snapshots are expired when they are neither among the `keep_versions` latest published
+  versions nor younger than `min_age` (so readers pinned to a recent version keep it).
+- A file under a table's folder is an orphan when no remaining snapshot or kept metadata file
+  names it. It is removed only once older than `orphan_age`: a publish in progress has written
+  files that its commit will name in a moment, so the window must exceed any publish's length.
+- Folders of tables that were never created (a first publish interrupted) and DuckDB's spill
+  and scratch files under the home's tmp folder follow the same age rule.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+from mesh_platform.storage import WAREHOUSE, Catalog, retry, published_snapshots
+
+KEEP_VERSIONS = 5
+MIN_AGE = timedelta(days=7)
+ORPHAN_AGE = timedelta(days=1)
+SCRATCH = "tmp"
+
+
+@dataclass
+class TableReport:
+    table: str
+    expired_snapshots: list[int] = field(default_factory=list)
+    removed_files: list[str] = field(default_factory=list)  # relative to the home
+    removed_bytes: int = 0
+
+
+@dataclass
+class MaintenanceReport:
+    tables: list[TableReport] = field(default_factory=list)
+    dry_run: bool = False
+
+    @property
+    def removed_files(self) -> int:
+        return sum(len(t.removed_files) for t in self.tables)
+
+    def summary(self) -> str:
+        verb = "would remove" if self.dry_run else "removed"
+        lines = [
+            f"{t.table}: expired {len(t.expired_snapshots)} snapshots, {verb} {len(t.removed_files)} files "
+            f"({t.removed_bytes:,} bytes)"
+            for t in self.tables
+        ]
+        total = sum(t.removed_bytes for t in self.tables)
+        return "\n".join([*lines, f"{verb} {self.removed_files} files, {total:,} bytes in all"])
+
+
+def maintain(
+    catalog: Catalog,
+    keep_versions: int = KEEP_VERSIONS,
+    min_age: timedelta = MIN_AGE,
+    orphan_age: timedelta = ORPHAN_AGE,
+    dry_run: bool = False,
+) -> MaintenanceReport:
+    if keep_versions < 1:
+        raise ValueError(f"keep_versions must be at least 1 (the current version), got {keep_versions}")
+    now = time.time()
+    report = MaintenanceReport(dry_run=dry_run)
+    known = set()
+    for namespace, name in catalog.tables():
+        known.add((namespace, name))
+        table_report = TableReport(f"{namespace}/{name}")
+        table_report.expired_snapshots = _expire(catalog, namespace, name, keep_versions, min_age, now, dry_run)
+        referenced = _referenced(catalog, namespace, name)
+        _remove_orphans(catalog, catalog.table_folder(namespace, name), referenced, now - orphan_age.total_seconds(),
+                        table_report, dry_run)
+        report.tables.append(table_report)
+    # Folders of tables the catalog does not know: a first publish that never committed.
+    warehouse = catalog.home / WAREHOUSE
+    for folder in sorted(p for p in warehouse.glob("*/*") if p.is_dir()):
+        if (folder.parent.name, folder.name) not in known:
+            leftover = TableReport(f"{folder.parent.name}/{folder.name} (never published)")
+            _remove_orphans(catalog, folder, set(), now - orphan_age.total_seconds(), leftover, dry_run)
+            if leftover.removed_files:
+                report.tables.append(leftover)
+    scratch = TableReport(f"{SCRATCH}/ (spill and scratch files)")
+    _remove_orphans(catalog, catalog.home / SCRATCH, set(), now - orphan_age.total_seconds(), scratch, dry_run)
+    if scratch.removed_files:
+        report.tables.append(scratch)
+    return report
+
+
+def _expire(catalog: Catalog, namespace: str, name: str, keep: int, min_age: timedelta, now: float,
+            dry_run: bool) -> list[int]:
+    young = (now - min_age.total_seconds()) * 1000
+
+    def expire() -> list[int]:
+        table = catalog.load_table(namespace, name)
+        current = table.current_snapshot()
+        kept = {s.snapshot_id for s in published_snapshots(table)[-keep:]}
+        if current is not None:
+            kept.add(current.snapshot_id)
+        doomed = [s.snapshot_id for s in table.snapshots() if s.snapshot_id not in kept and s.timestamp_ms < young]
+        if doomed and not dry_run:
+            table.maintenance.expire_snapshots().by_ids(doomed).commit()
+        return doomed
+
+    return retry(expire)
+
+
+def _referenced(catalog: Catalog, namespace: str, name: str) -> set[str]:
+    """Local paths of every file the table's kept metadata names: metadata files in its log,
+    and each remaining snapshot's manifest list, manifests and live data files."""
+    table = catalog.load_table(namespace, name)
+    io = table.io
+    names = {table.metadata_location, *(entry.metadata_file for entry in table.metadata.metadata_log)}
+    for snapshot in table.snapshots():
+        names.add(snapshot.manifest_list)
+        for manifest in snapshot.manifests(io):
+            names.add(manifest.manifest_path)
+            names.update(entry.data_file.file_path for entry in manifest.fetch_manifest_entry(io))
+    return {str(Path(catalog.local_path(n)).resolve()) for n in names}
+
+
+def _remove_orphans(catalog: Catalog, folder: Path, referenced: set[str], older_than: float,
+                    report: TableReport, dry_run: bool) -> None:
+    if not folder.exists():
+        return
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        stat = path.stat()
+        if str(path.resolve()) in referenced or stat.st_mtime > older_than:
+            continue
+        if not dry_run:
+            path.unlink(missing_ok=True)
+        report.removed_files.append(str(path.relative_to(catalog.home)))
+        report.removed_bytes += stat.st_size
+    if not dry_run:
+        for sub in sorted((p for p in folder.rglob("*") if p.is_dir()), reverse=True):
+            if not any(sub.iterdir()):
+                sub.rmdir()
+
+
+def audit(log, report: MaintenanceReport, actor: str, run_id: str | None = None) -> None:
+    """One audit entry per table maintenance removed something from."""
+    if report.dry_run:
+        return
+    for table in report.tables:
+        if table.removed_files or table.expired_snapshots:
+            log.append("maintenance_delete", actor, table.table.split(" ")[0], run_id=run_id,
+                       expired_snapshots=[str(s) for s in table.expired_snapshots],
+                       removed_files=table.removed_files, removed_bytes=table.removed_bytes)

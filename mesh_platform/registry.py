@@ -1,0 +1,113 @@
+"""Every product of the workspace, known without running anyone's code: contracts parsed, and
+each product function's `@product(...)` declaration read from its source file's syntax tree
+(no domain imports another domain's code, not even to validate it).
+
+A code location checks its own products against it when it loads: every input names a product
+that exists, the producer's contract grants it to this location, and no chain of inputs leads
+back to where it started.
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+from dataclasses import dataclass
+from pathlib import Path
+
+from mesh_platform.contracts import Contract, ContractError, load_contract
+
+
+@dataclass(frozen=True)
+class Entry:
+    key: str
+    location: str
+    contract: Contract
+    code: Path | None  # the product's function file, if found
+    inputs: tuple[str, ...]
+
+
+def declared(path: Path) -> dict[str, tuple[str, ...]]:
+    """The `inputs=` of each `@product` function in a file, as written (literal lists only)."""
+    found: dict[str, tuple[str, ...]] = {}
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+    except (SyntaxError, UnicodeDecodeError):
+        return found  # the location that owns it reports this when it imports the file
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.FunctionDef):
+            continue
+        for deco in node.decorator_list:
+            if isinstance(deco, ast.Call) and getattr(deco.func, "id", getattr(deco.func, "attr", None)) == "product":
+                inputs = next((k.value for k in deco.keywords if k.arg == "inputs"), None)
+                try:
+                    found[node.name] = tuple(ast.literal_eval(inputs)) if inputs is not None else ()
+                except ValueError:
+                    found[node.name] = ()
+    return found
+
+
+def location_entries(folder: Path, location: str) -> dict[str, Entry]:
+    entries = {}
+    code = {}
+    for path in sorted((folder / "products").glob("*.py")):
+        for fn, inputs in declared(path).items():
+            code[fn] = (path, inputs)
+    for path in sorted((folder / "contracts").glob("*.odcs.yaml")):
+        contract = load_contract(path)
+        file, inputs = code.get(contract.name, (None, ()))
+        entries[contract.key] = Entry(contract.key, location, contract, file, inputs)
+    return entries
+
+
+def workspace_entries(skip: str) -> dict[str, Entry]:
+    """The products of every other location in workspace.yaml. A location that does not load
+    is left out here; its own load reports it."""
+    from mesh_platform.workspace import locations
+
+    out: dict[str, Entry] = {}
+    for loc in locations().values():
+        if loc.name == skip:
+            continue
+        try:
+            out |= location_entries(loc.path.parent, loc.name)
+        except (ContractError, OSError):
+            continue
+    return out
+
+
+def check_location(location: str, own: dict[str, Entry], others: dict[str, Entry]) -> None:
+    """Raise ContractError for an input that names no product, is not granted to `location`, or
+    closes a cycle."""
+    everything = {**others, **own}
+    for entry in own.values():
+        field = f"@product {entry.contract.name}: inputs"
+        for key in entry.inputs:
+            producer = everything.get(key)
+            if producer is None:
+                close = difflib.get_close_matches(key, everything, n=1)
+                hint = f"; did you mean '{close[0]}'?" if close else f"; products: {sorted(everything)}"
+                raise ContractError(entry.code, field, f"'{key}' is not a product of the workspace{hint}")
+            if producer.location != location and location not in producer.contract.readers:
+                raise ContractError(
+                    entry.code, field,
+                    f"'{key}' is not granted to '{location}' by {producer.contract.path} "
+                    f"(roles: {list(producer.contract.readers) or 'none'}); its owners add a role with access: read",
+                )
+        cycle = _cycle(entry.key, everything)
+        if cycle:
+            raise ContractError(entry.code, field, f"a cycle of inputs: {' reads '.join(cycle)}")
+
+
+def _cycle(start: str, everything: dict[str, Entry]) -> list[str] | None:
+    """A chain of inputs from `start` back to itself ("a reads b reads ... reads a"), if any."""
+    stack, seen = [[start]], set()
+    while stack:
+        path = stack.pop()
+        upstreams = everything[path[-1]].inputs if path[-1] in everything else ()
+        for upstream in upstreams:
+            if upstream == start:
+                return [*path, start]
+            if upstream not in seen:
+                seen.add(upstream)
+                stack.append([*path, upstream])
+    return None

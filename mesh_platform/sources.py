@@ -1,0 +1,363 @@
+"""Landing data read strictly to its source contract: nothing converted with loss, nothing
+dropped, nothing of the data in any message.
+
+Every value the product reads is checked where DuckDB converts it, inside the same scan (no
+second pass over the data): a value that does not convert to the contract's type without loss,
+a null in a required column or a NUL byte in text fails the run with a message naming the
+source, its contract, the file, the column and both types, never the value. A column the
+product does not read is not converted, so it is not checked either.
+
+Formats:
+- CSV: UTF-8 (a byte-order mark is allowed), comma-separated, `"` quotes and escapes a quote
+  by doubling it, one header line that names the contract's columns in order. An empty field
+  is null. Every field is read as text and converted here (DuckDB's own casts round 2.50 to 3
+  and drop a timestamp's offset).
+- JSON lines: one object per line; a missing key or `null` is null. A value must have the
+  JSON type of its column: a string for VARCHAR (3691 is not "000003691"), an integer for
+  integers, a number for decimals and doubles, true/false for BOOLEAN, anything for JSON.
+- Parquet: each file's stored column types must convert to the contract's without loss
+  (widening such as INT32 to BIGINT is fine; BIGINT to VARCHAR or DECIMAL to INTEGER is not).
+- Dates are ISO 8601 `YYYY-MM-DD`. Timestamps are ISO 8601 `YYYY-MM-DD[ HH:MM[:SS[.ffffff]]]`
+  (or `T` between), with an optional offset (`Z`, `+02`, `+02:00`) converted to UTC; without an
+  offset a timestamp is taken as UTC. Parquet timestamps with a time zone are converted to UTC.
+
+Source paths in contracts are relative to the landing root and stay inside it; an operator's
+MESH_SOURCE_<DOMAIN>_<SOURCE> override is the only way to read from elsewhere.
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+import re
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
+
+from mesh_platform.contracts import Column, Contract, ContractError
+
+if TYPE_CHECKING:
+    import duckdb
+
+MARK = "mesh-source:"  # prefix of the errors raised inside DuckDB, so the platform finds them
+_INTS = {"TINYINT": 3, "SMALLINT": 5, "INTEGER": 10, "BIGINT": 19, "HUGEINT": 39,
+         "UTINYINT": 3, "USMALLINT": 5, "UINTEGER": 10, "UBIGINT": 20, "UHUGEINT": 39}
+_INT_RANK = ["TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT"]
+_UNSIGNED_FITS = {"UTINYINT": "SMALLINT", "USMALLINT": "INTEGER", "UINTEGER": "BIGINT", "UBIGINT": "HUGEINT"}
+_TIMESTAMP = (r"\s*\d{4}-\d{1,2}-\d{1,2}([T ]\d{1,2}:\d{2}(:\d{2}(\.\d{1,6})?)?)?"
+              r"\s*(Z|[+-]\d{2}(:?\d{2})?)?\s*")
+_DECIMAL = re.compile(r"^DECIMAL\((\d+),(\d+)\)$")
+
+
+class SourceError(ValueError):
+    """Landing data that does not match its source contract."""
+
+
+@dataclass(frozen=True)
+class Landing:
+    """A source's files for one run, resolved before the step's DuckDB is locked to them."""
+
+    name: str
+    contract: Contract
+    pattern: str
+    files: tuple[str, ...]
+
+
+def check_landing_path(contract: Contract) -> None:
+    """A source contract's path must be relative and stay inside the landing root."""
+    path = contract.server_path or ""
+    pure = PurePosixPath(path)
+    if not path or pure.is_absolute() or ".." in pure.parts or "\\" in path:
+        raise ContractError(
+            contract.path, "servers[0].path",
+            f"'{path}' must be a relative path inside the landing root (no '..', not absolute); "
+            f"an operator points elsewhere with MESH_SOURCE_{contract.domain.upper()}_{contract.name.upper()}",
+        )
+
+
+def resolve(contract: Contract, landing_root: Path | str, override: str | None) -> Landing:
+    root = Path(landing_root).resolve()
+    pattern = override or str(root / (contract.server_path or ""))
+    files = sorted(glob.glob(pattern))
+    where = f"source '{contract.name}' ({contract.path})"
+    if not files:
+        raise SourceError(f"{where}: no file matches {pattern}")
+    if not override:
+        # A symlink in the landing zone must not lead out of it.
+        outside = [f for f in files if not Path(f).resolve().is_relative_to(root)]
+        if outside:
+            raise SourceError(f"{where}: {outside[0]} leads outside the landing root {root}")
+    return Landing(contract.name, contract, pattern, tuple(str(Path(f).resolve()) for f in files))
+
+
+def read(con: duckdb.DuckDBPyConnection, landing: Landing) -> duckdb.DuckDBPyRelation:
+    """The source as a relation typed as its contract says, every value checked as it is read."""
+    fmt = landing.contract.server_format
+    if fmt == "csv":
+        return _csv(con, landing)
+    if fmt == "json":
+        return _json(con, landing)
+    if fmt == "parquet":
+        return _parquet(con, landing)
+    raise SourceError(f"{landing.contract.path}: servers[0].format '{fmt}' is not readable (csv, json, parquet)")
+
+
+def _csv(con, landing: Landing):
+    columns = [c.name for c in landing.contract.columns]
+    for f in landing.files:
+        _check_header(f, columns, landing)
+    rel = con.read_csv(
+        list(landing.files), header=True, columns={c: "VARCHAR" for c in columns}, delimiter=",",
+        quotechar='"', escapechar='"', filename=True, encoding="utf-8",
+    )
+    rel.to_view(_raw_view(landing))
+    return con.sql(
+        f"SELECT {', '.join(_from_text(landing, c) for c in landing.contract.columns)} FROM {_raw_view(landing)}"
+    )
+
+
+def _json(con, landing: Landing):
+    rel = con.read_json(
+        list(landing.files), format="newline_delimited", columns={c.name: "JSON" for c in landing.contract.columns},
+        filename=True,
+    )
+    rel.to_view(_raw_view(landing))
+    return con.sql(
+        f"SELECT {', '.join(_from_json(landing, c) for c in landing.contract.columns)} FROM {_raw_view(landing)}"
+    )
+
+
+def _parquet(con, landing: Landing):
+    from mesh_platform.sqltypes import duckdb_spelling
+
+    wanted = {c.name: duckdb_spelling(c.physical_type) for c in landing.contract.columns}
+    for f in landing.files:
+        stored = {name: str(t) for name, t, *_ in con.execute("DESCRIBE SELECT * FROM read_parquet($f)", {"f": f}).fetchall()}
+        missing = [c for c in wanted if c not in stored]
+        if missing:
+            raise SourceError(f"{_where(landing)}: {f}: missing columns {missing}")
+        for name, target in wanted.items():
+            if not lossless(stored[name], target):
+                raise SourceError(
+                    f"{_where(landing)}: {f}: column '{name}' is stored as {stored[name]}, which does not "
+                    f"convert to the contract's {target} without loss"
+                )
+    rel = con.read_parquet(list(landing.files), union_by_name=True, filename=True)
+    rel.to_view(_raw_view(landing))
+    types = dict(zip(rel.columns, (str(t) for t in rel.types), strict=True))
+    return con.sql(
+        f"SELECT {', '.join(_from_parquet(landing, c, types[c.name], wanted[c.name]) for c in landing.contract.columns)} "
+        f"FROM {_raw_view(landing)}"
+    )
+
+
+def lossless(stored: str, target: str) -> bool:
+    """Whether every value of DuckDB type `stored` converts to `target` exactly."""
+    if stored == target:
+        return True
+    if stored in _INTS and target in _INT_RANK:
+        if stored in _UNSIGNED_FITS:
+            return _INT_RANK.index(_UNSIGNED_FITS[stored]) <= _INT_RANK.index(target)
+        return _INT_RANK.index(stored) <= _INT_RANK.index(target)
+    if stored in _INTS and (m := _DECIMAL.match(target)):
+        return _INTS[stored] <= int(m[1]) - int(m[2])
+    if (a := _DECIMAL.match(stored)) and (b := _DECIMAL.match(target)):
+        return int(b[2]) >= int(a[2]) and int(b[1]) - int(b[2]) >= int(a[1]) - int(a[2])
+    if target == "DOUBLE":
+        return stored in ("FLOAT", "TINYINT", "SMALLINT", "INTEGER", "UTINYINT", "USMALLINT", "UINTEGER")
+    if target == "TIMESTAMP":
+        # TIMESTAMP_NS: checked per value (no nanoseconds); WITH TIME ZONE: converted to UTC.
+        return stored in ("DATE", "TIMESTAMP_S", "TIMESTAMP_MS", "TIMESTAMP_NS", "TIMESTAMP WITH TIME ZONE")
+    if target == "TIMESTAMP WITH TIME ZONE":
+        return stored in ("TIMESTAMP_S", "TIMESTAMP_MS", "TIMESTAMP", "TIMESTAMP_NS")
+    if target == "JSON":
+        return stored == "VARCHAR"  # each value must then be valid JSON
+    return False
+
+
+# --- the per-column expressions -------------------------------------------------------------
+
+def _where(landing: Landing) -> str:
+    return f"source '{landing.name}' ({landing.contract.path})"
+
+
+def _raw_view(landing: Landing) -> str:
+    return f"mesh_landing_{landing.name}"
+
+
+def _lit(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _fail(landing: Landing, column: Column, problem: str) -> str:
+    """An SQL expression raising our error, naming the file of the row at fault."""
+    head = _lit(f"{MARK} {_where(landing)}: ")
+    tail = _lit(f": column '{column.name}' {problem}")
+    return f"error({head} || filename || {tail})"
+
+
+def _checked(landing: Landing, column: Column, value: str, valid: str, converted: str, problem: str) -> str:
+    """`converted` when `value` is valid; null (or an error when the column is required)."""
+    null = _fail(landing, column, "is required but a row has no value") if column.required else "NULL"
+    return (
+        f"CASE WHEN {value} IS NULL THEN {null} WHEN NOT ({valid}) THEN {_fail(landing, column, problem)} "
+        f'ELSE {converted} END AS "{column.name}"'
+    )
+
+
+def _from_text(landing: Landing, column: Column) -> str:
+    from mesh_platform.sqltypes import duckdb_spelling
+
+    target = duckdb_spelling(column.physical_type)
+    v = f'"{column.name}"'
+    valid, converted = _text_rule(v, target)
+    problem = "holds a NUL byte" if target == "VARCHAR" else f"holds a value that is not a {target}"
+    return _checked(landing, column, v, valid, converted, f"{problem} (no value is shown: it may be personal data)")
+
+
+def _text_rule(v: str, target: str) -> tuple[str, str]:
+    """(a predicate true when text `v` converts to `target` without loss, the conversion)."""
+    if target == "VARCHAR":
+        return f"NOT contains({v}, chr(0))", v
+    if target in _INTS:
+        return f"regexp_full_match({v}, '\\s*[+-]?[0-9]+\\s*') AND TRY_CAST({v} AS {target}) IS NOT NULL", f"CAST({v} AS {target})"
+    if m := _DECIMAL.match(target):
+        scale = int(m[2])
+        fraction = f"(\\.[0-9]{{0,{scale}}})?" if scale else "(\\.0*)?"
+        return (f"regexp_full_match({v}, '\\s*[+-]?[0-9]+{fraction}\\s*') AND TRY_CAST({v} AS {target}) IS NOT NULL",
+                f"CAST({v} AS {target})")
+    if target == "DATE":
+        return f"regexp_full_match({v}, '\\s*[0-9]{{4}}-[0-9]{{1,2}}-[0-9]{{1,2}}\\s*') AND TRY_CAST({v} AS DATE) IS NOT NULL", f"CAST({v} AS DATE)"
+    if target in ("TIMESTAMP", "TIMESTAMP WITH TIME ZONE"):
+        as_tz = f"TRY_CAST({v} AS TIMESTAMPTZ)"
+        return (f"regexp_full_match({v}, '{_TIMESTAMP}') AND {as_tz} IS NOT NULL",
+                f"CAST({as_tz} AS {target})")  # the session is UTC: TIMESTAMPTZ -> TIMESTAMP is UTC
+    if target == "JSON":
+        return f"json_valid({v})", f"CAST({v} AS JSON)"
+    return f"TRY_CAST({v} AS {target}) IS NOT NULL", f"CAST({v} AS {target})"
+
+
+_JSON_TYPES = {"VARCHAR": ("VARCHAR",), "BOOLEAN": ("BOOLEAN",), "DATE": ("VARCHAR",),
+               "TIMESTAMP": ("VARCHAR",), "TIMESTAMP WITH TIME ZONE": ("VARCHAR",),
+               "DOUBLE": ("BIGINT", "UBIGINT", "DOUBLE"), "FLOAT": ("BIGINT", "UBIGINT", "DOUBLE")}
+
+
+def _from_json(landing: Landing, column: Column) -> str:
+    from mesh_platform.sqltypes import duckdb_spelling
+
+    target = duckdb_spelling(column.physical_type)
+    j = f'"{column.name}"'
+    present = f"(CASE WHEN json_type({j}) = 'NULL' THEN NULL ELSE {j} END)"
+    if target == "JSON":
+        return _checked(landing, column, present, "true", j, "")
+    text = f"({j} ->> '$')"
+    if target in _INTS:
+        kinds, valid, converted = ("BIGINT", "UBIGINT"), f"TRY_CAST({j} AS {target}) IS NOT NULL", f"CAST({j} AS {target})"
+    elif _DECIMAL.match(target):
+        kinds = ("BIGINT", "UBIGINT", "DOUBLE")
+        exact = f"TRY_CAST({text} AS {target})"
+        valid, converted = f"{exact} IS NOT NULL AND CAST({exact} AS DOUBLE) = CAST({j} AS DOUBLE)", exact
+    elif target in _JSON_TYPES:
+        kinds = _JSON_TYPES[target]
+        valid, converted = _text_rule(text, target) if kinds == ("VARCHAR",) else ("true", f"CAST({j} AS {target})")
+    else:
+        kinds, valid, converted = None, f"TRY_CAST({j} AS {target}) IS NOT NULL", f"CAST({j} AS {target})"
+    if kinds:
+        allowed = ", ".join(_lit(k) for k in kinds)
+        wrong = _fail_typed(landing, column, j, target)
+        valid = f"(CASE WHEN json_type({j}) NOT IN ({allowed}) THEN {wrong} ELSE {valid} END)"
+    return _checked(landing, column, present, valid, converted,
+                    f"holds a value that is not a {target} (no value is shown: it may be personal data)")
+
+
+def _fail_typed(landing: Landing, column: Column, j: str, target: str) -> str:
+    head = _lit(f"{MARK} {_where(landing)}: ")
+    mid = _lit(f": column '{column.name}' is stored as JSON ")
+    tail = _lit(f", which does not convert to the contract's {target} without loss")
+    return f"error({head} || filename || {mid} || json_type({j}) || {tail})"
+
+
+def _from_parquet(landing: Landing, column: Column, stored: str, target: str) -> str:
+    v = f'"{column.name}"'
+    if stored == target:
+        return _checked(landing, column, v, "true", v, "")
+    if stored == "TIMESTAMP WITH TIME ZONE" and target == "TIMESTAMP":
+        return _checked(landing, column, v, "true", f"CAST({v} AS TIMESTAMP)", "")  # the session is UTC
+    if stored == "TIMESTAMP_NS" and target == "TIMESTAMP":
+        return _checked(landing, column, v, f"epoch_ns({v}) % 1000 = 0", f"CAST({v} AS TIMESTAMP)",
+                        "holds nanoseconds, which TIMESTAMP (microseconds) cannot keep")
+    if target == "JSON":
+        return _checked(landing, column, v, f"json_valid({v})", f"CAST({v} AS JSON)", "holds text that is not JSON")
+    return _checked(landing, column, v, "true", f"CAST({v} AS {target})", "")
+
+
+def _check_header(path: str, expected: list[str], landing: Landing) -> None:
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as f:
+            header = next(csv.reader(f), [])
+    except UnicodeDecodeError as exc:
+        raise SourceError(f"{_where(landing)}: {path}: not UTF-8 text ({exc.reason}); export it as UTF-8") from None
+    if header != expected:
+        missing = [c for c in expected if c not in header]
+        raise SourceError(
+            f"{_where(landing)}: {path}: header {header[:50]} does not match the contract's columns {expected}"
+            + (f" (missing {missing})" if missing else "")
+        )
+
+
+def explain(exc: Exception, landings: list[Landing]) -> str:
+    """One clear line for a DuckDB error raised while computing a product, never quoting data.
+
+    Our own checks raise with MARK and say everything. Errors in the product's SQL (parser,
+    binder, catalog) quote only code and are shown. Anything else may quote a landing row
+    (DuckDB's CSV and JSON readers do): a CSV file is asked again where it breaks, otherwise
+    only the kind of error, the file and the line are kept."""
+    text = str(exc)
+    if MARK in text:
+        return text[text.index(MARK) + len(MARK):].strip().splitlines()[0]
+    kind = type(exc).__name__.removesuffix("Exception")
+    if kind in ("Parser", "Binder", "Catalog", "NotImplemented"):
+        return f"{kind} error in the product's SQL: {text.strip().splitlines()[0]}"
+    for landing in landings:
+        found = diagnose_csv(landing)
+        if found:
+            return found
+    place = re.search(r"(?:in file|file =?)\s*\"?([^\s\",]+)", text)
+    line = re.search(r"[Ll]ine:? (\d+)", text)
+    where = (f" in {place[1]}" if place else "") + (f" at line {line[1]}" if line else "")
+    return f"{kind} error{where} (DuckDB's message is withheld: it may quote landing data)"
+
+
+def diagnose_csv(landing: Landing) -> str | None:
+    """Where a CSV file breaks the dialect (line and kind of problem, never the line itself),
+    asked of DuckDB again with its rejects table, on a connection of its own."""
+    import duckdb
+
+    if landing.contract.server_format != "csv":
+        return None
+    columns = {c.name: "VARCHAR" for c in landing.contract.columns}
+    with duckdb.connect() as con:
+        for f in landing.files:
+            try:
+                con.read_csv(f, header=True, columns=columns, delimiter=",", quotechar='"', escapechar='"',
+                             encoding="utf-8", store_rejects=True).fetchall()
+                rows = con.execute(
+                    "SELECT line, column_name, error_type FROM reject_errors ORDER BY line LIMIT 3"
+                ).fetchall()
+            except duckdb.Error as exc:
+                text = str(exc)
+                line = re.search(r"Line: (\d+)", text)
+                problem = next((p for key, p in _CSV_PROBLEMS.items() if key in text), "not readable as CSV")
+                return f"{_where(landing)}: {f}:" + (f" line {line[1]}:" if line else "") + f" {problem}"
+            if rows:
+                where = "; ".join(f"line {line}: {kind.lower()}" + (f" (column '{col}')" if col else "")
+                                  for line, col, kind in rows)
+                return f"{_where(landing)}: {f}: {where}"
+    return None
+
+
+_CSV_PROBLEMS = {
+    "Maximum line size": "a line is longer than DuckDB's 2,000,000-byte limit",
+    "Invalid unicode": "not UTF-8 text; export it as UTF-8",
+    "unterminated quotes": "a quoted field is never closed",
+}

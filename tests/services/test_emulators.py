@@ -184,7 +184,7 @@ def test_chromium_loads_a_local_page(browser_page):
 
 
 def test_chromium_block_leaves_no_process():
-    def browse() -> list[psutil.Process]:
+    def browse() -> dict[psutil.Process, str | None]:
         before = {p.pid for p in psutil.Process().children(recursive=True)}
         with emulators.chromium() as context:
             page = context.new_page()

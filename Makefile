@@ -12,9 +12,9 @@ export MESH_HOME ?= $(CURDIR)/.mesh
 export DAGSTER_HOME ?= $(MESH_HOME)/dagster
 MESH := .venv/bin/mesh
 
-.PHONY: dev test bench setup seed materialize status ui clean
+.PHONY: dev test bench setup emulators seed materialize status ui clean
 
-setup: .venv/.synced
+setup: .venv/.synced emulators
 
 .venv/.synced: pyproject.toml uv.lock
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
@@ -22,6 +22,36 @@ setup: .venv/.synced
 	# process would otherwise compile Dagster from source again, 2-3 s per process.
 	$(UV) sync --frozen --compile-bytecode --python $(PYTHON)
 	@touch $@
+
+# The local cloud emulators' own environments (mesh_platform/emulators) and the system packages
+# the test harness runs: Chromium for UI tests, Node.js for Azurite. Stamp files keep it quick.
+emulators: emulators/bigquery/.venv/.synced emulators/azurite/node_modules/.installed /usr/bin/chromium
+
+# bqemulator pins duckdb 1.5.5, which our environment (duckdb 2.x) cannot share: its own venv.
+emulators/bigquery/.venv/.synced: emulators/bigquery/pyproject.toml emulators/bigquery/uv.lock
+	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
+	$(UV) sync --frozen --compile-bytecode --project emulators/bigquery --python $(PYTHON)
+	@touch $@
+
+emulators/azurite/node_modules/.installed: emulators/azurite/package.json emulators/azurite/package-lock.json
+	@command -v npm >/dev/null || { $(call apt_install,nodejs npm,Node.js and npm (for Azurite)); }
+	@if command -v npm >/dev/null; then \
+	  echo "cd emulators/azurite && npm ci"; \
+	  cd emulators/azurite && npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.installed; \
+	else echo "setup: skipped Azurite (no npm); its tests will fail until it is installed" >&2; fi
+
+/usr/bin/chromium:
+	@$(call apt_install,chromium,Chromium (for browser tests))
+
+# $(call apt_install,PACKAGES,WHAT): Debian packages, as root or with sudo; else say what is missing
+# (and go on: only the tests that need them fail, each saying what to install).
+SUDO := $(if $(filter 0,$(shell id -u)),,$(if $(shell sudo -n true 2>/dev/null && echo y),sudo -n))
+CAN_APT := $(if $(filter 0,$(shell id -u))$(SUDO),$(shell command -v apt-get))
+apt_install = $(if $(CAN_APT),\
+	echo "setup: installing $(1) with apt-get" && $(SUDO) apt-get update -qq &&\
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(1) >/dev/null,\
+	echo "setup: $(2) is missing and cannot be installed here (needs root or sudo, and apt-get):\
+	install the Debian package(s) '$(1)'" >&2)
 
 dev: setup
 	$(MESH) seed --customers $(CUSTOMERS)

@@ -130,8 +130,7 @@ def generate_landing(
 
     Raises ValueError for a customer count below 1 or a seed that is not a non-negative
     integer, and SeedLockedError while another seed is writing into root."""
-    _check_int("--customers", customers, minimum=1)
-    _check_int("--seed", seed, minimum=0)
+    check_arguments(customers, seed)
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     with _locked(root):
@@ -149,8 +148,14 @@ def generate_landing(
     return counts
 
 
+def check_arguments(customers: object, seed: object) -> None:
+    """ValueError unless customers is an integer >= 1 and seed an integer >= 0. The messages
+    name the options of `mesh seed`, which prints them as they are."""
+    _check_int("--customers", customers, minimum=1)
+    _check_int("--seed", seed, minimum=0)
+
+
 def _check_int(name: str, value: object, minimum: int) -> None:
-    """Messages name the CLI option, as `mesh seed` prints them as they are."""
     what = "a non-negative integer" if minimum == 0 else f"an integer of at least {minimum}"
     if isinstance(value, bool) or not isinstance(value, Integral):
         raise ValueError(f"{name} must be {what}, got {value!r}")

@@ -19,7 +19,7 @@ import duckdb
 import pytest
 
 from mesh_platform import seed
-from mesh_platform.seed import SeedLockedError, generate_landing, replace_whole
+from mesh_platform.seed import SeedLockedError, check_arguments, generate_landing, replace_whole
 
 REPO = Path(__file__).resolve().parents[2]
 CRM = seed.CRM_FILE
@@ -304,9 +304,11 @@ def test_replace_whole_replaces_a_file(tmp_path, exchange):
     (10, None, "--seed must be a non-negative integer, got None"),
 ])
 def test_invalid_arguments_are_refused_before_anything_is_written(tmp_path, customers, seed_, message):
-    with pytest.raises(ValueError) as raised:
-        generate_landing(tmp_path / "landing", customers, seed_)
-    assert str(raised.value) == message
+    for call in (lambda: check_arguments(customers, seed_),
+                 lambda: generate_landing(tmp_path / "landing", customers, seed_)):
+        with pytest.raises(ValueError) as raised:
+            call()
+        assert str(raised.value) == message
     assert not (tmp_path / "landing").exists()
 
 

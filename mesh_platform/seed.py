@@ -1,17 +1,58 @@
 """Deterministic generator of realistic landing data for the three source contracts.
 
 Customers are produced in fixed-size chunks with vectorised numpy code, and each chunk is
-written out before the next one is built, so memory stays flat and run time grows linearly.
-Every (chunk, dataset) pair draws from its own random stream, so the files depend only on
-(customers, seed) and are byte-identical between runs.
+written out before the next one is built, so memory stays flat and run time grows linearly:
+nothing but the row counts is carried from one chunk to the next (each chunk's tables are
+dropped as soon as they are written), so peak memory is one chunk's worth whatever the number
+of customers. Every (chunk, dataset) pair draws from its own random stream, so the files
+depend only on (customers, seed) and are byte-identical between runs.
+
+What is atomic. A landing folder holds four datasets: `customer/crm_export.csv` (a file) and
+`orders/orders`, `orders/order_lines`, `preferences/events` (folders of parts). A seed
+- takes an exclusive lock (`flock` on `<landing>/.seed.lock`) for its whole run, so two seeds
+  never write into one landing folder at once (the second fails with SeedLockedError);
+- removes what killed seeds left behind (`<landing>/.seed-*` folders: with the lock held, none
+  of them is in use);
+- generates every dataset into its own staging folder `<landing>/.seed-<uuid>/`, on the same
+  filesystem as the landing data and outside every dataset folder, so readers that glob
+  `orders/orders/*.parquet` never see a staging file;
+- then installs the datasets one after another (within a millisecond), each replaced whole
+  with Linux `renameat2(RENAME_EXCHANGE)`, which swaps the new file or folder and the old one
+  in one step (the old one, now in the staging folder, is removed afterwards). Where the
+  kernel or filesystem cannot exchange (ENOSYS, EINVAL), the CSV is renamed over the old one
+  (`os.replace`, atomic too) and an old folder is renamed aside before the new one is renamed
+  in: between those two renames (microseconds) the folder is missing, never mixed.
+  SIGINT, SIGTERM and SIGHUP received during this last step (install, then removal of the
+  replaced data: 0.65 s for 2.6 GB of them here) take effect when it ends, so only SIGKILL
+  can cut it short.
+So a seed that is killed (by any signal, SIGKILL included) while generating, which is nearly
+all of its run time, leaves every previous dataset as it was; only a SIGKILL (or a crash)
+during the install (under a millisecond) can leave some datasets new and others old, each of
+them whole. A seed removes its own staging folder on an error or Ctrl-C; one that was killed
+leaves it to the next seed.
+A reader never sees a partial file, nor a folder listing with a mix of old and new parts; a
+reader that lists a folder and opens its parts later can still meet the next seed's parts.
+Files are not fsynced: this guards against killed processes, not against power loss.
 """
 
 from __future__ import annotations
 
+import ctypes
+import errno
+import fcntl
+import functools
 import itertools
 import json
-from collections.abc import Callable
+import os
+import shutil
+import signal
+import sys
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from math import comb
+from numbers import Integral
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +62,14 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 CHUNK = 100_000  # customers per chunk: one Parquet/JSONL part per chunk
+
+# Each dataset's place under the landing root: a file, or a folder of one part per chunk.
+CRM_FILE = "customer/crm_export.csv"
+PART_FOLDERS = {"orders": "orders/orders", "order_lines": "orders/order_lines",
+                "preference_events": "preferences/events"}
+LOCK_FILE = ".seed.lock"
+STAGING_PREFIX = ".seed-"  # <landing>/.seed-<uuid>/: a seed's work folder
+HELD_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # while installing
 
 DAY = 86_400
 FIRST_SIGNUP = int(np.datetime64("2018-01-01", "s").astype(np.int64))
@@ -65,27 +114,74 @@ CRM_SCHEMA = pa.schema([
 ])
 
 
+class SeedLockedError(RuntimeError):
+    """Another seed holds the landing folder's lock."""
+
+
 def generate_landing(
     root: Path,
     customers: int,
     seed: int = 7,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> dict[str, int]:
-    """Writes the landing files under root, replacing earlier ones; returns row counts per dataset:
-    {"crm_export": n, "orders": n, "order_lines": n, "preference_events": n}."""
-    if customers < 1:
-        raise ValueError("customers must be at least 1")
+    """Writes the landing files under root, replacing earlier ones dataset by dataset, each
+    atomically (see the module docstring); returns row counts per dataset:
+    {"crm_export": n, "orders": n, "order_lines": n, "preference_events": n}.
+
+    Raises ValueError for a customer count below 1 or a seed that is not a non-negative
+    integer, and SeedLockedError while another seed is writing into root."""
+    check_arguments(customers, seed)
     root = Path(root)
-    crm_path = root / "customer" / "crm_export.csv"
-    orders_dir, lines_dir = root / "orders" / "orders", root / "orders" / "order_lines"
-    events_dir = root / "preferences" / "events"
-    crm_path.parent.mkdir(parents=True, exist_ok=True)
-    # Readers glob the whole directory, so an old part would leak into a smaller re-seed.
-    for directory, pattern in ((orders_dir, "*.parquet"), (lines_dir, "*.parquet"),
-                               (events_dir, "*.jsonl")):
-        directory.mkdir(parents=True, exist_ok=True)
-        for old in directory.glob(pattern):
-            old.unlink()
+    root.mkdir(parents=True, exist_ok=True)
+    with _locked(root):
+        for leftover in root.glob(f"{STAGING_PREFIX}*"):  # from killed seeds: none is in use
+            if leftover.is_dir() and not leftover.is_symlink():
+                shutil.rmtree(leftover)
+        staging = root / f"{STAGING_PREFIX}{uuid.uuid4().hex}"
+        try:
+            counts = _generate(staging / "new", int(customers), int(seed), progress)
+            with _signals_held():
+                _install(staging, root)
+                shutil.rmtree(staging, ignore_errors=True)  # now holds the replaced datasets
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)  # a partial seed, after an error or Ctrl-C
+    return counts
+
+
+def check_arguments(customers: object, seed: object) -> None:
+    """ValueError unless customers is an integer >= 1 and seed an integer >= 0. The messages
+    name the options of `mesh seed`, which prints them as they are."""
+    _check_int("--customers", customers, minimum=1)
+    _check_int("--seed", seed, minimum=0)
+
+
+def _check_int(name: str, value: object, minimum: int) -> None:
+    what = "a non-negative integer" if minimum == 0 else f"an integer of at least {minimum}"
+    if isinstance(value, bool) or not isinstance(value, Integral):
+        raise ValueError(f"{name} must be {what}, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be {'at least 1' if minimum == 1 else what}, got {value}")
+
+
+@contextmanager
+def _locked(root: Path) -> Iterator[None]:
+    """Holds an exclusive flock on root/.seed.lock; the kernel releases it when the process
+    dies, however it dies, so a killed seed never blocks the next one."""
+    with open(root / LOCK_FILE, "a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise SeedLockedError(f"another seed is writing into {root} (it holds {lock.name})") from None
+        yield
+
+
+def _generate(out: Path, customers: int, seed: int,
+              progress: Callable[[str, int, int], None] | None) -> dict[str, int]:
+    """Writes all four datasets under out (a fresh folder), chunk by chunk."""
+    crm_path = out / CRM_FILE
+    orders_dir, lines_dir, events_dir = (out / PART_FOLDERS[name] for name in PART_FOLDERS)
+    for directory in (crm_path.parent, orders_dir, lines_dir, events_dir):
+        directory.mkdir(parents=True)
 
     catalog_cents = _catalog(np.random.default_rng([seed, 0, 4]))  # shared by all chunks
     counts = dict.fromkeys(["crm_export", "orders", "order_lines", "preference_events"], 0)
@@ -94,23 +190,120 @@ def generate_landing(
             numbers = np.arange(first + 1, min(first + CHUNK, customers) + 1)
             crm_rng, orders_rng, lines_rng, events_rng = (
                 np.random.default_rng([seed, chunk, stream]) for stream in range(4))
+            part = f"part-{chunk:05d}"
+            # Each table is written and dropped before the next is built (every dataset has
+            # its own random stream, so the order of building does not change the data).
             crm, signup = _crm(crm_rng, numbers)
+            crm_writer.write_table(crm)
+            rows = {"crm_export": len(crm)}
+            del crm
             # Order and event numbers continue from the earlier chunks, so ids stay unique.
             orders = _orders(orders_rng, numbers, signup, customers, counts["orders"] + 1)
-            lines = _order_lines(lines_rng, orders["order_id"].combine_chunks(), catalog_cents)
-            events = _events(events_rng, numbers, signup, counts["preference_events"] + 1)
-
-            part = f"part-{chunk:05d}"
-            crm_writer.write_table(crm)
             pq.write_table(orders, orders_dir / f"{part}.parquet")
+            rows["orders"], order_ids = len(orders), orders["order_id"].combine_chunks()
+            del orders
+            lines = _order_lines(lines_rng, order_ids, catalog_cents)
             pq.write_table(lines, lines_dir / f"{part}.parquet")
+            rows["order_lines"] = len(lines)
+            del lines, order_ids
+            events = _events(events_rng, numbers, signup, counts["preference_events"] + 1)
             _write_lines(events, events_dir / f"{part}.jsonl")
-            for dataset, table in (("crm_export", crm), ("orders", orders),
-                                   ("order_lines", lines), ("preference_events", events)):
-                counts[dataset] += len(table)
+            rows["preference_events"] = len(events)
+            del events, signup
+            for dataset, n in rows.items():
+                counts[dataset] += n
                 if progress:
                     progress(dataset, int(numbers[-1]), customers)
     return counts
+
+
+def _install(staging: Path, root: Path) -> None:
+    """Moves each dataset from staging/new into root, replacing the old one whole; the
+    replaced ones end up under staging. Everything that can be done beforehand is, so that
+    the renames follow one another within a millisecond. The CSV is exchanged too, rather
+    than renamed over: freeing an overwritten file's blocks takes the filesystem milliseconds
+    inside the rename, and they would widen the window in which a SIGKILL mixes old and new."""
+    for dataset in (CRM_FILE, *PART_FOLDERS.values()):
+        (root / dataset).parent.mkdir(parents=True, exist_ok=True)
+    _renameat2()  # loaded now, not between two renames
+    for dataset in (CRM_FILE, *PART_FOLDERS.values()):
+        replace_whole(staging / "new" / dataset, root / dataset, staging / "old" / dataset)
+
+
+@contextmanager
+def _signals_held() -> Iterator[None]:
+    """SIGINT, SIGTERM and SIGHUP received inside the block take effect when it ends, so that
+    only SIGKILL can stop it half-way. Blocking the signals (pthread_sigmask) would not do:
+    it blocks them in this thread only, and the kernel hands a process's signal to any thread
+    that does not block it (numpy and pyarrow start thread pools). So Python handlers note
+    the signals, and the block's end restores the previous handlers and raises each noted
+    signal again. Only the main thread can set handlers: elsewhere nothing is held."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    noted: list[int] = []
+    previous = {}
+    for sig in HELD_SIGNALS:
+        handler = signal.getsignal(sig)
+        if handler is not None:  # None: set outside Python, and could not be put back
+            previous[sig] = signal.signal(sig, lambda signum, _frame: noted.append(signum))
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        for sig in dict.fromkeys(noted):
+            signal.raise_signal(sig)
+
+
+def replace_whole(new: Path, target: Path, aside: Path, exchange: bool = True) -> None:
+    """Puts `new` (a file or a folder) at `target`. An existing target is swapped with `new`
+    in one renameat2(RENAME_EXCHANGE), after which the old content is at `new`. Where that is
+    unavailable, or exchange=False, a file is renamed over the target (atomic as well) and a
+    folder's target is renamed to `aside` first: the folder is then missing until the next
+    rename, microseconds later, but never mixed. All paths must be on one filesystem."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if not os.path.lexists(target):
+        os.rename(new, target)
+    elif exchange and _exchange(new, target):
+        pass
+    elif not new.is_dir():
+        os.replace(new, target)
+    else:
+        aside.parent.mkdir(parents=True, exist_ok=True)
+        os.rename(target, aside)
+        os.rename(new, target)
+
+
+_AT_FDCWD = -100
+_RENAME_EXCHANGE = 1 << 1  # linux/fs.h
+
+
+@functools.cache
+def _renameat2() -> Callable[..., int] | None:
+    """glibc's renameat2 (2.28+), or None where there is none (not Linux, older glibc)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    fn.restype = ctypes.c_int
+    return fn
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swaps two paths; False if the kernel or filesystem cannot."""
+    fn = _renameat2()
+    if fn is None:
+        return False
+    if fn(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+        return False
+    raise OSError(err, os.strerror(err), str(a), None, str(b))
 
 
 def _crm(rng: np.random.Generator, numbers: np.ndarray) -> tuple[pa.Table, np.ndarray]:

@@ -61,8 +61,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _seed(settings: Settings, customers: int, seed: int) -> int:
-    from mesh_platform.seed import generate_landing
+    from mesh_platform.seed import SeedLockedError, check_arguments, generate_landing
 
+    try:
+        check_arguments(customers, seed)
+    except ValueError as exc:
+        print(f"mesh seed: {exc}", file=sys.stderr)
+        return 2
     start = time.perf_counter()
 
     def progress(dataset: str, done: int, total: int) -> None:
@@ -71,7 +76,15 @@ def _seed(settings: Settings, customers: int, seed: int) -> int:
             print()
 
     print(f"seeding {customers:,} customers (seed {seed}) into {settings.landing}")
-    counts = generate_landing(settings.landing, customers, seed, progress)
+    try:
+        counts = generate_landing(settings.landing, customers, seed, progress)
+    except SeedLockedError as exc:
+        print(f"mesh seed: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\nmesh seed: interrupted; the landing data was left whole "
+              "(the previous seed's, unless this one had reached its final install)", file=sys.stderr)
+        return 130
     for dataset, rows in counts.items():
         print(f"  {dataset:<18} {rows:>12,} rows")
     print(f"seeded in {time.perf_counter() - start:.1f}s")

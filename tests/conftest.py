@@ -11,6 +11,8 @@ from landing import write_landing
 
 from mesh_platform.workspace import locations
 
+pytest_plugins = ["services.fixtures"]
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

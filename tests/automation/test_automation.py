@@ -77,26 +77,27 @@ def requested(result: dg.EvaluateAutomationConditionsResult) -> bool:
     return partitions == {None}
 
 
-def federation_sensor(defs: dg.Definitions) -> dg.AutomationConditionSensorDefinition:
-    [sensor] = defs.sensors
+def automation_sensor(defs: dg.Definitions, location: str) -> dg.AutomationConditionSensorDefinition:
+    sensor = defs.resolve_sensor_def(f"{location}_automation")
     assert isinstance(sensor, dg.AutomationConditionSensorDefinition)
     return sensor
 
 
-def test_federation_location_runs_its_own_automation_sensor():
+def test_each_location_runs_its_own_automation_sensor():
     defs = location_defs()
-    sensor = federation_sensor(defs["federation"])
-    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
     graph = deployment(defs).resolve_asset_graph()
-    assert sensor.asset_selection.resolve(graph) == {CUSTOMER_360}
-    # Only customer_360 is automated; the domain locations run on their schedules.
-    for name in ("customer", "orders", "preferences"):
-        assert list(defs[name].sensors) == [], name
+    for name in ("customer", "orders", "preferences", "federation"):
+        sensor = automation_sensor(defs[name], name)
+        assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+        # Among products only customer_360 is automated (the domains run on their schedules);
+        # every location's grants follow its contracts.
+        expected = {dg.AssetKey([name, "governance", "grants"])} | ({CUSTOMER_360} if name == "federation" else set())
+        assert sensor.asset_selection.resolve(graph) == expected, name
 
 
 def test_customer_360_follows_published_upstreams_and_never_a_failed_blocking_check(mesh_home, instance):
     defs = location_defs()
-    selection = federation_sensor(defs["federation"]).asset_selection
+    selection = dg.AssetSelection.assets(CUSTOMER_360)
     real = Ticks(deployment(defs), selection, instance)
     # Evaluated on the same instance with its own cursor: shows what plain eager() would do.
     control = Ticks(with_plain_eager(real.defs), selection, instance)

@@ -46,6 +46,7 @@ EXPECTED_GRAPH = {
     "federation/customer_360": (
         "federation", {"customer/profiles", "orders/history", "preferences/settings"}, set(),
     ),
+    **{f"{n}/governance/grants": (n, set(), set()) for n in ("customer", "orders", "preferences", "federation")},
 }
 
 

@@ -43,6 +43,19 @@ def main(argv: list[str] | None = None) -> int:
                           help="orphan files younger than this are kept: a publish in progress may be about to "
                           "commit them (default: 24)")
     maintain.add_argument("--dry-run", action="store_true", help="report what would be removed, remove nothing")
+    sub.add_parser("check", help="load every code location and check every contract against the platform's "
+                   "policies; non-zero exit on a violation")
+    audit = sub.add_parser("audit", help="the audit trail: grants, reads, denials, publishes, maintenance")
+    audit.add_argument("what", nargs="?", choices=["list", "verify"], default="list",
+                       help="list entries (default) or verify the hash chain")
+    audit.add_argument("--product", help="only entries about this product (domain/name)")
+    audit.add_argument("--location", help="only entries by this code location (the reader or writer)")
+    audit.add_argument("--action", help="only entries of this action (read, read_denied, publish, grant, ...)")
+    audit.add_argument("--since", help="only entries at or after this ISO date or time (UTC)")
+    audit.add_argument("--json", action="store_true", help="a JSON array instead of a table")
+    grants = sub.add_parser("grants", help="who may read which product, as the catalog enforces it")
+    grants.add_argument("what", nargs="?", choices=["list", "apply"], default="list",
+                        help="list the grants (default), or apply every contract's grants to the catalog")
     sub.add_parser("status", help="show every product's published state and checks")
     ui = sub.add_parser("ui", help="start the Dagster UI on 127.0.0.1")
     ui.add_argument("--port", type=int, default=3000)
@@ -56,6 +69,9 @@ def main(argv: list[str] | None = None) -> int:
         "run": lambda: _run(args.location, args.in_process, _tags(args)),
         "maintain": lambda: _maintain(settings, args),
         "status": lambda: _status(settings),
+        "check": _check,
+        "audit": lambda: _audit(settings, args),
+        "grants": lambda: _grants(settings, args.what),
         "ui": lambda: _ui(args.port),
     }[args.command]()
 
@@ -88,6 +104,63 @@ def _seed(settings: Settings, customers: int, seed: int) -> int:
     for dataset, rows in counts.items():
         print(f"  {dataset:<18} {rows:>12,} rows")
     print(f"seeded in {time.perf_counter() - start:.1f}s")
+    return 0
+
+
+def _check() -> int:
+    """Every location loaded as its code server would (contracts, inputs, grants, policies)."""
+    from mesh_platform import policies
+    from mesh_platform.location import location_contracts
+    from mesh_platform.workspace import locations
+
+    failed = 0
+    for name, loc in locations().items():
+        try:
+            loc.definitions()
+        except (ValueError, OSError) as exc:  # ContractError, PolicyError: they name file and field
+            failed += 1
+            print(f"{name}: does not load:\n  " + str(exc).replace("\n", "\n  "), file=sys.stderr)
+            continue
+        warnings = [v for c in location_contracts(loc.path.parent).values() for v in policies.evaluate(c)]
+        for w in warnings:
+            print(f"{name}: {w}")
+        print(f"{name}: ok" + (f" ({len(warnings)} warnings)" if warnings else ""))
+    return 1 if failed else 0
+
+
+def _audit(settings: Settings, args) -> int:
+    from mesh_platform.audit import AuditLog
+    from mesh_platform.audit_report import entries_json, format_entries, format_problems
+
+    log = AuditLog(settings.home)
+    if args.what == "verify":
+        problems = log.verify()
+        print(format_problems(problems) if problems else f"audit log intact ({log.path})")
+        return 1 if problems else 0
+    since = datetime.fromisoformat(args.since) if args.since else None
+    entries = log.entries(product=args.product, actor=args.location, action=args.action, since=since)
+    print(entries_json(entries) if args.json else format_entries(entries))
+    return 0
+
+
+def _grants(settings: Settings, what: str) -> int:
+    from mesh_platform.grants import GrantStore
+    from mesh_platform.storage import Catalog
+
+    store = GrantStore(Catalog(settings.home).db_path)
+    if what == "apply":
+        from mesh_platform.audit import AuditLog
+        from mesh_platform.governance import apply_grants
+        from mesh_platform.location import location_contracts
+        from mesh_platform.workspace import locations
+
+        audit = AuditLog(settings.home)
+        for loc in locations().values():
+            for contract in location_contracts(loc.path.parent).values():
+                for change in apply_grants(store, audit, "platform", contract):
+                    print(f"{change.action}: {change.grant.describe()}")
+    for grant in store.all():
+        print(grant.describe())
     return 0
 
 

@@ -72,6 +72,7 @@ class Contract:
     version: str
     status: str
     description: str
+    purpose: str  # description.purpose: what the product is for
     team: str
     columns: tuple[Column, ...]
     rules: tuple[QualityRule, ...]
@@ -228,6 +229,7 @@ def _to_contract(path: Path, m) -> Contract:
         version=m.version,
         status=m.status or "active",
         description=_description(m, obj),
+        purpose=(m.description.purpose or "") if m.description is not None else "",
         team=team,
         columns=columns,
         rules=tuple(rules),

@@ -20,13 +20,12 @@ def grants_key(location: str) -> dg.AssetKey:
     return dg.AssetKey([location, "governance", "grants"])
 
 
-def apply_grants(mesh: MeshResource, contract: Contract) -> list:
+def apply_grants(store, audit, actor: str, contract: Contract) -> list:
     """Make the catalog's grants on `contract`'s product what the contract says, and audit each
-    change; returns the changes."""
-    changes = mesh.grants().apply(contract)
-    audit = mesh.audit_log()
+    change as done by `actor`; returns the changes."""
+    changes = store.apply(contract)
     for change in changes:
-        audit.append(change.action, mesh.consumer, contract.key, reader=change.grant.reader,
+        audit.append(change.action, actor, contract.key, reader=change.grant.reader,
                      mask=list(change.grant.mask), exclude=list(change.grant.exclude))
     return changes
 
@@ -52,7 +51,8 @@ def grants_asset(location: str, team: str, contracts: list[Contract]) -> dg.Asse
         ),
     )
     def _grants(context: dg.AssetExecutionContext, mesh: MeshResource) -> dg.MaterializeResult:
-        changes = [change for contract in contracts for change in apply_grants(mesh, contract)]
+        store, audit = mesh.grants(), mesh.audit_log()
+        changes = [change for contract in contracts for change in apply_grants(store, audit, mesh.consumer, contract)]
         for change in changes:
             context.log.info(f"{change.action}: {change.grant.describe()}")
         return dg.MaterializeResult(metadata={

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from mesh_platform import deployment, registry
+from mesh_platform import deployment, policies, registry
 from mesh_platform.contracts import Contract, ContractError, load_contract
 from mesh_platform.governance import grants_asset
 from mesh_platform.products import product_asset, source_spec
@@ -59,8 +59,12 @@ def location_definitions(folder: Path | str, name: str | None = None) -> dg.Defi
         c.key: registry.Entry(c.key, name, c, functions[n][1], functions[n][0].inputs) for n, c in contracts.items()
     }
     registry.check_location(name, own, registry.workspace_entries(skip=name))
+    warnings = policies.enforce(list(contracts.values()))
 
-    assets = [product_asset(contracts[n], functions[n][0], sources) for n in sorted(contracts)]
+    assets = [
+        product_asset(contracts[n], functions[n][0], sources, [str(w) for w in warnings if w.path == str(contracts[n].path)])
+        for n in sorted(contracts)
+    ]
     job = dg.define_asset_job(f"{name}_products", selection=dg.AssetSelection.assets(*assets))
     automated = [a for a in assets if a.automation_conditions_by_key.get(a.key)]
     scheduled = [a for a in assets if a not in automated]

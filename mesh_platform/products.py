@@ -56,7 +56,7 @@ def source_spec(contract: Contract) -> dg.AssetSpec:
 
 
 def product_asset(
-    contract: Contract, spec: ProductSpec, sources: dict[str, Contract]
+    contract: Contract, spec: ProductSpec, sources: dict[str, Contract], policy_warnings: list[str] = ()
 ) -> dg.AssetsDefinition:
     key = product_key(contract)
     check_specs = [
@@ -107,6 +107,7 @@ def product_asset(
             "contract_version": contract.version,
             "contract_status": contract.status,
             "readers": ", ".join(contract.readers) or "(owner only)",
+            **({"policy_warnings": dg.MetadataValue.json(list(policy_warnings))} if policy_warnings else {}),
         },
         check_specs=check_specs,
         freshness_policy=(

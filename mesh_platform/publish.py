@@ -52,7 +52,7 @@ def run_product(
         context.instance.add_run_tags(run_id, {HOST_TAG: this_host()})
     catalog, audit_log = mesh.catalog(), mesh.audit_log()
     timings = {}
-    apply_grants(mesh, contract)  # the contract is the authority on who reads, from the first publish
+    apply_grants(mesh.grants(), audit_log, mesh.consumer, contract)  # the contract is the authority on who reads, from the first publish
     previous = catalog.current(contract.domain, contract.name)
     previous_rows = int(previous.summary.get("total-records", 0)) if previous and previous.snapshot_id else None
 

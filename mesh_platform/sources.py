@@ -318,6 +318,9 @@ def explain(exc: Exception, landings: list[Landing]) -> str:
     kind = type(exc).__name__.removesuffix("Exception")
     if kind in ("Parser", "Binder", "Catalog", "NotImplemented"):
         return f"{kind} error in the product's SQL: {text.strip().splitlines()[0]}"
+    if kind == "Permission":  # names only a path: the sandbox refused a file the step was not given
+        return (f"{text.strip().splitlines()[0]} (the step reads only its declared landing files and the "
+                "snapshots it was granted)")
     for landing in landings:
         found = diagnose_csv(landing)
         if found:

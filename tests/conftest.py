@@ -46,3 +46,19 @@ def step_failure_messages(result: dg.ExecuteInProcessResult) -> str:
     return "\n".join(
         e.step_failure_data.error.message for e in result.all_events if e.is_step_failure
     )
+
+
+def error_chain(result: dg.ExecuteInProcessResult) -> str:
+    """Everything the event log keeps about the step failures: messages, causes, contexts."""
+    texts = []
+    for event in result.all_events:
+        if not event.is_step_failure:
+            continue
+        stack = [event.step_failure_data.error]
+        while stack:
+            info = stack.pop()
+            if info is None:
+                continue
+            texts += [info.message, *info.stack]
+            stack += [info.cause, info.context]
+    return "\n".join(texts)

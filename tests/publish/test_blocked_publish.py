@@ -14,7 +14,7 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
-from conftest import ROOT, materialize, step_failure_messages
+from conftest import ROOT, error_chain, materialize, step_failure_messages
 from landing import CRM_CSV, write_landing
 
 from mesh_platform.location import location_definitions
@@ -61,23 +61,6 @@ def assert_still_published(home: Path, snapshot_id: int, before: list[dict]) -> 
 
 def evaluations(result: dg.ExecuteInProcessResult) -> dict[str, dg.AssetCheckEvaluation]:
     return {e.check_name: e for e in result.get_asset_check_evaluations()}
-
-
-def error_chain(result: dg.ExecuteInProcessResult) -> str:
-    """Everything the event log keeps about the step failures: messages, causes, contexts."""
-    texts = []
-    for event in result.all_events:
-        if not event.is_step_failure:
-            continue
-        error = event.step_failure_data.error
-        stack = [error]
-        while stack:
-            info = stack.pop()
-            if info is None:
-                continue
-            texts += [info.message, *info.stack]
-            stack += [info.cause, info.context]
-    return "\n".join(texts)
 
 
 def test_successful_publish_records_its_snapshot_in_the_materialization(mesh_home, instance):

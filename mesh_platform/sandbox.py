@@ -79,7 +79,7 @@ class Relation:
     })
     # Methods returning plain Python values or frames.
     _READING = frozenset({
-        "alias", "columns", "types", "dtypes", "shape", "fetchall", "fetchone", "fetchmany", "df", "fetchdf",
+        "alias", "columns", "types", "dtypes", "shape", "fetchall", "df", "fetchdf",
         "arrow", "fetch_arrow_table", "to_arrow_table", "pl", "show", "sql_query", "explain",
     })
 

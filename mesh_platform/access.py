@@ -12,12 +12,13 @@ from __future__ import annotations
 import os
 import secrets
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from mesh_platform.audit import AuditLog
 from mesh_platform.grants import Grant, GrantStore
-from mesh_platform.storage import Catalog, Snapshot
+from mesh_platform.storage import Snapshot
 
 
 class AccessDenied(PermissionError):
@@ -32,40 +33,59 @@ class Granted:
     snapshot: Snapshot
     files: tuple[str, ...]  # what the step may read: the snapshot's own files or a masked copy
     grant: Grant | None  # None when the reader is the product's own domain
+    filesystem: object = None  # a pyarrow filesystem when the files are in a cloud, else None
+
+    def relation(self, con):
+        """The input as a relation on `con`: local files through DuckDB (its sandbox lists them),
+        cloud files as an Arrow dataset the platform opened."""
+        if self.filesystem is None:
+            return con.read_parquet(list(self.files), union_by_name=True)
+        import pyarrow.dataset as ds
+
+        return con.from_arrow(ds.dataset(list(self.files), filesystem=self.filesystem, format="parquet"))
 
 
 class Reader:
-    def __init__(self, catalog: Catalog, grants: GrantStore, audit: AuditLog, consumer: str, run_id: str):
-        self.catalog, self.grants, self.audit = catalog, grants, audit
+    def __init__(self, table_of: Callable, grants: GrantStore, audit: AuditLog, consumer: str, run_id: str, home: Path):
+        self.table_of, self.grants, self.audit = table_of, grants, audit
         self.consumer, self.run_id = consumer, run_id
-        self.scratch = catalog.home / "tmp" / "inputs"
+        self.home = home
+        self.scratch = home / "tmp" / "inputs"
 
     def read(self, key: str, snapshot_id: int | None = None) -> Granted:
-        domain, name = key.split("/")
-        snapshot = self.catalog.current(domain, name, snapshot_id)
+        domain = key.split("/")[0]
+        table = self.table_of(key)
+        snapshot = table.current(snapshot_id)
         if snapshot is None or snapshot.snapshot_id is None:
             raise LookupError(f"product {key} has not been published yet")
         grant = None
         if self.consumer != domain:
             grant = self.grants.lookup(key, self.consumer)
-            if grant is None:
+            denial = None if grant else "no grant"
+            if grant and table.kind != "local":
+                denial = _cloud_denial(table, self.consumer)  # the cloud's own grants must agree
+            if denial:
                 readers = sorted(self.grants.for_product(key))
                 self.audit.append("read_denied", self.consumer, key, snapshot_id=str(snapshot.snapshot_id),
-                                  run_id=self.run_id, reason="no grant")
+                                  run_id=self.run_id, reason=denial)
                 raise AccessDenied(
-                    key, f"{self.consumer} may not read {key}: its contract grants read access to "
-                    f"{readers or 'its own domain only'}"
+                    key, f"{self.consumer} may not read {key}: "
+                    + (f"its contract grants read access to {readers or 'its own domain only'}" if not grant else denial)
                 )
-        files = snapshot.files
+        files, filesystem = snapshot.files, None
+        if table.catalog.remote:
+            filesystem, to_path = table.catalog.filesystem()
+            files = tuple(to_path(f) for f in files)
+        granted = Granted(key, snapshot, files, grant, filesystem)
         if grant and (grant.mask or grant.exclude) and files:
-            files = (self._hidden_copy(snapshot, grant),)
+            granted = Granted(key, snapshot, (self._hidden_copy(granted, grant),), grant)
         self.audit.append(
             "read", self.consumer, key, snapshot_id=str(snapshot.snapshot_id), run_id=self.run_id,
             **({"masked": list(grant.mask), "excluded": list(grant.exclude)} if grant else {}),
         )
-        return Granted(key, snapshot, files, grant)
+        return granted
 
-    def _hidden_copy(self, snapshot: Snapshot, grant: Grant) -> str:
+    def _hidden_copy(self, granted: Granted, grant: Grant) -> str:
         """The snapshot with masked columns as keyed SHA-256 hashes (the same value always hashes
         the same, so joins on it still work) and excluded columns dropped."""
         import duckdb
@@ -73,7 +93,7 @@ class Reader:
         self.scratch.mkdir(parents=True, exist_ok=True)
         out = self.scratch / f"{self.run_id}-{grant.product.replace('/', '.')}-{uuid.uuid4().hex[:8]}.parquet"
         columns = []
-        for name in snapshot.arrow_schema.names:
+        for name in granted.snapshot.arrow_schema.names:
             if name in grant.exclude:
                 continue
             if name in grant.mask:
@@ -81,12 +101,25 @@ class Reader:
             else:
                 columns.append(f'"{name}"')
         with duckdb.connect() as con:
+            granted.relation(con).to_view("mesh_input")
             con.execute(
-                f"COPY (SELECT {', '.join(columns)} FROM read_parquet($files, union_by_name = true)) "
-                f"TO '{out}' (FORMAT parquet)",
-                {"files": list(snapshot.files), "key": mask_key(self.catalog.home)},
+                f"COPY (SELECT {', '.join(columns)} FROM mesh_input) TO '{out}' (FORMAT parquet)",
+                {"key": mask_key(self.home)},
             )
         return str(out)
+
+
+def _cloud_denial(table, consumer: str) -> str | None:
+    """Why the cloud where the product lives would refuse `consumer` (None: it allows)."""
+    if table.kind == "glue":
+        from mesh_platform.cloud.aws import lake_formation_denial
+
+        return lake_formation_denial(table, consumer)
+    if table.kind == "azure":
+        from mesh_platform.cloud.azure import adls_denial
+
+        return adls_denial(table, consumer)
+    return None
 
 
 def mask_key(home: Path) -> str:

@@ -81,13 +81,12 @@ from pathlib import Path
 ACTIONS = (
     "grant",
     "revoke",
-    "contract_applied",
     "read",
     "read_denied",
     "publish",
     "publish_blocked",
     "maintenance_delete",
-    "policy_violation",
+    "infra_change",
 )
 KINDS = ("edited", "deleted", "inserted", "reordered", "truncated", "unreadable")
 GENESIS = "0" * 64

@@ -173,14 +173,15 @@ def _tags(args) -> dict[str, str]:
 def _maintain(settings: Settings, args) -> int:
     from datetime import timedelta
 
-    from mesh_platform.maintenance import maintain
-    from mesh_platform.storage import Catalog
+    from mesh_platform.cloud.infra import product_contracts
+    from mesh_platform.maintenance import maintain_all
 
     with _instance():
         pass  # runs left STARTED by a dead worker are marked failed first
-    report = maintain(
-        Catalog(settings.home), keep_versions=args.keep, min_age=timedelta(hours=args.min_age_hours),
-        orphan_age=timedelta(hours=args.older_than_hours), dry_run=args.dry_run,
+    report = maintain_all(
+        settings.home, settings.env, product_contracts(), keep_versions=args.keep,
+        min_age=timedelta(hours=args.min_age_hours), orphan_age=timedelta(hours=args.older_than_hours),
+        dry_run=args.dry_run,
     )
     from mesh_platform.audit import AuditLog
     from mesh_platform.maintenance import audit

@@ -54,6 +54,19 @@ class QualityRule:
 
 
 @dataclass(frozen=True)
+class Server:
+    """An ODCS `servers` entry: where the data lives in one environment."""
+
+    name: str
+    type: str  # local, glue, azure, bigquery, ...
+    environment: str | None
+    fields: dict[str, Any]  # the entry's other properties: path, format, account, database, location, ...
+
+    def get(self, key: str) -> Any:
+        return self.fields.get(key)
+
+
+@dataclass(frozen=True)
 class ReadGrant:
     """A reader the contract grants read access to (a code location), and what it may not see
     in the clear: `mask`ed columns arrive as deterministic hashes (joins still work), `exclude`d
@@ -81,6 +94,7 @@ class Contract:
     tags: tuple[str, ...]
     server_format: str | None
     server_path: str | None
+    servers: tuple[Server, ...]
     volume_max_drop: float | None  # percent the row count may fall per publish; None: unchecked
     custom: dict[str, Any]  # the contract's top-level customProperties, by property name
 
@@ -91,6 +105,18 @@ class Contract:
     @property
     def key(self) -> str:
         return f"{self.domain}/{self.name}"
+
+    def server(self, environment: str) -> Server:
+        """The product's place in `environment`; a product that has none cannot load there."""
+        found = [s for s in self.servers if s.environment == environment]
+        if len(found) != 1:
+            where = [s.environment for s in self.servers]
+            raise ContractError(
+                self.path, "servers",
+                f"{'no' if not found else 'more than one'} server with environment: {environment} "
+                f"(environments: {where}); each product names exactly one place per environment",
+            )
+        return found[0]
 
     @property
     def owner(self) -> str:
@@ -238,6 +264,7 @@ def _to_contract(path: Path, m) -> Contract:
         tags=tuple(m.tags or []),
         server_format=server.format if server else None,
         server_path=server.path if server else None,
+        servers=tuple(_server(x) for x in (m.servers or [])),
         volume_max_drop=_volume(path, custom),
         custom=custom,
     )
@@ -268,6 +295,12 @@ def _column(path: Path, field: str, p) -> Column:
         primary_key=bool(p.primaryKey),
         classification=p.classification,
     )
+
+
+def _server(s) -> Server:
+    data = s.model_dump(exclude_none=True, by_alias=True)
+    name, kind, environment = data.pop("server", ""), data.pop("type", ""), data.pop("environment", None)
+    return Server(name, kind, environment, data)
 
 
 def _grants(path: Path, roles, columns: list[str]) -> tuple[ReadGrant, ...]:

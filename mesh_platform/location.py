@@ -54,6 +54,8 @@ def location_definitions(folder: Path | str, name: str | None = None) -> dg.Defi
     for source in sources.values():
         check_landing_path(source)
     settings = deployment.Settings.from_env()
+    for contract in contracts.values():
+        contract.server(settings.env)  # each product has its place in the active environment
     check_overrides(name, sorted(sources), settings.source_overrides)
     own = {
         c.key: registry.Entry(c.key, name, c, functions[n][1], functions[n][0].inputs) for n, c in contracts.items()

@@ -61,32 +61,54 @@ def maintain(
     min_age: timedelta = MIN_AGE,
     orphan_age: timedelta = ORPHAN_AGE,
     dry_run: bool = False,
+    tables: list[tuple[str, str]] | None = None,
 ) -> MaintenanceReport:
+    """Maintain `tables` ((namespace, name); default: every table of the catalog)."""
     if keep_versions < 1:
         raise ValueError(f"keep_versions must be at least 1 (the current version), got {keep_versions}")
     now = time.time()
+    cutoff = now - orphan_age.total_seconds()
     report = MaintenanceReport(dry_run=dry_run)
+    fs, to_path = catalog.filesystem()
     known = set()
-    for namespace, name in catalog.tables():
+    for namespace, name in catalog.tables() if tables is None else tables:
         known.add((namespace, name))
         table_report = TableReport(f"{namespace}/{name}")
         table_report.expired_snapshots = _expire(catalog, namespace, name, keep_versions, min_age, now, dry_run)
-        referenced = _referenced(catalog, namespace, name)
-        _remove_orphans(catalog, catalog.table_folder(namespace, name), referenced, now - orphan_age.total_seconds(),
-                        table_report, dry_run)
+        table = catalog.load_table(namespace, name)
+        referenced = {to_path(n) for n in _referenced(table)}
+        _remove_orphans(fs, to_path(table.location()), referenced, cutoff, table_report, dry_run)
         report.tables.append(table_report)
+    if catalog.remote:
+        return report
+    local = catalog.home
     # Folders of tables the catalog does not know: a first publish that never committed.
-    warehouse = catalog.home / WAREHOUSE
-    for folder in sorted(p for p in warehouse.glob("*/*") if p.is_dir()):
+    for folder in sorted(p for p in (local / WAREHOUSE).glob("*/*") if p.is_dir()):
         if (folder.parent.name, folder.name) not in known:
             leftover = TableReport(f"{folder.parent.name}/{folder.name} (never published)")
-            _remove_orphans(catalog, folder, set(), now - orphan_age.total_seconds(), leftover, dry_run)
+            _remove_orphans(fs, str(folder), set(), cutoff, leftover, dry_run)
             if leftover.removed_files:
                 report.tables.append(leftover)
     scratch = TableReport(f"{SCRATCH}/ (spill and scratch files)")
-    _remove_orphans(catalog, catalog.home / SCRATCH, set(), now - orphan_age.total_seconds(), scratch, dry_run)
+    _remove_orphans(fs, str(local / SCRATCH), set(), cutoff, scratch, dry_run)
     if scratch.removed_files:
         report.tables.append(scratch)
+    return report
+
+
+def maintain_all(home: Path, env: str, contracts: list, **options) -> MaintenanceReport:
+    """Every product's table in `env`: the local catalog whole (and its scratch), and the tables
+    of products that live in a cloud."""
+    from mesh_platform.places import local_catalog, table
+
+    report = maintain(local_catalog(str(home)), **options)
+    remote: dict = {}
+    for contract in contracts:
+        t = table(contract, env, home)
+        if t.catalog.remote:
+            remote.setdefault(t.catalog, []).append((t.namespace, t.name))
+    for catalog, tables in remote.items():
+        report.tables += maintain(catalog, tables=tables, **options).tables
     return report
 
 
@@ -108,10 +130,9 @@ def _expire(catalog: Catalog, namespace: str, name: str, keep: int, min_age: tim
     return retry(expire)
 
 
-def _referenced(catalog: Catalog, namespace: str, name: str) -> set[str]:
-    """Local paths of every file the table's kept metadata names: metadata files in its log,
-    and each remaining snapshot's manifest list, manifests and live data files."""
-    table = catalog.load_table(namespace, name)
+def _referenced(table) -> set[str]:
+    """Every file the table's kept metadata names: metadata files in its log, and each remaining
+    snapshot's manifest list, manifests and live data files."""
     io = table.io
     names = {table.metadata_location, *(entry.metadata_file for entry in table.metadata.metadata_log)}
     for snapshot in table.snapshots():
@@ -119,23 +140,23 @@ def _referenced(catalog: Catalog, namespace: str, name: str) -> set[str]:
         for manifest in snapshot.manifests(io):
             names.add(manifest.manifest_path)
             names.update(entry.data_file.file_path for entry in manifest.fetch_manifest_entry(io))
-    return {str(Path(catalog.local_path(n)).resolve()) for n in names}
+    return names
 
 
-def _remove_orphans(catalog: Catalog, folder: Path, referenced: set[str], older_than: float,
-                    report: TableReport, dry_run: bool) -> None:
-    if not folder.exists():
-        return
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        stat = path.stat()
-        if str(path.resolve()) in referenced or stat.st_mtime > older_than:
+def _remove_orphans(fs, root: str, referenced: set[str], older_than: float, report: TableReport,
+                    dry_run: bool) -> None:
+    from pyarrow import fs as pafs
+
+    infos = fs.get_file_info(pafs.FileSelector(root, recursive=True, allow_not_found=True))
+    for info in sorted((i for i in infos if i.type == pafs.FileType.File), key=lambda i: i.path):
+        if info.path in referenced or (info.mtime is not None and info.mtime.timestamp() > older_than):
             continue
         if not dry_run:
-            path.unlink(missing_ok=True)
-        report.removed_files.append(str(path.relative_to(catalog.home)))
-        report.removed_bytes += stat.st_size
-    if not dry_run:
-        for sub in sorted((p for p in folder.rglob("*") if p.is_dir()), reverse=True):
+            fs.delete_file(info.path)
+        report.removed_files.append(info.path.removeprefix(root.rstrip("/") + "/"))
+        report.removed_bytes += info.size
+    if not dry_run and isinstance(fs, pafs.LocalFileSystem):
+        for sub in sorted((p for p in Path(root).rglob("*") if p.is_dir()), reverse=True):
             if not any(sub.iterdir()):
                 sub.rmdir()
 

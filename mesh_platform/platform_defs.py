@@ -20,9 +20,13 @@ class MaintenanceConfig(dg.Config):
 
 @dg.op(description="Expire old snapshots of every product and remove orphan files; reports what it removed.")
 def maintain_tables(context: dg.OpExecutionContext, config: MaintenanceConfig, mesh: MeshResource) -> None:
-    report = maintenance.maintain(
-        mesh.catalog(), keep_versions=config.keep_versions, min_age=timedelta(hours=config.min_age_hours),
-        orphan_age=timedelta(hours=config.orphan_age_hours),
+    from pathlib import Path
+
+    from mesh_platform.cloud.infra import product_contracts
+
+    report = maintenance.maintain_all(
+        Path(mesh.home), mesh.env, product_contracts(), keep_versions=config.keep_versions,
+        min_age=timedelta(hours=config.min_age_hours), orphan_age=timedelta(hours=config.orphan_age_hours),
     )
     maintenance.audit(mesh.audit_log(), report, actor="platform", run_id=context.run_id)
     context.log.info(report.summary())

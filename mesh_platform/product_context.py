@@ -68,7 +68,7 @@ class ProductContext:
     def _input_relation(self, key: str) -> duckdb.DuckDBPyRelation:
         granted = self._inputs[key]
         if granted.files:
-            return self._con.read_parquet(list(granted.files), union_by_name=True)
+            return granted.relation(self._con)
         return self._con.from_arrow(granted.snapshot.arrow_schema.empty_table())
 
     @property

@@ -50,10 +50,10 @@ def run_product(
     run_id = context.run.run_id
     if context.run.tags.get(HOST_TAG) is None:  # launched from the UI: say where its worker runs
         context.instance.add_run_tags(run_id, {HOST_TAG: this_host()})
-    catalog, audit_log = mesh.catalog(), mesh.audit_log()
+    table, audit_log = mesh.table(contract), mesh.audit_log()
     timings = {}
     apply_grants(mesh.grants(), audit_log, mesh.consumer, contract)  # the contract is the authority on who reads, from the first publish
-    previous = catalog.current(contract.domain, contract.name)
+    previous = table.current()
     previous_rows = int(previous.summary.get("total-records", 0)) if previous and previous.snapshot_id else None
 
     try:
@@ -73,9 +73,9 @@ def run_product(
     except (sources.SourceError, LookupError) as exc:
         raise dg.Failure(description=f"{label}: nothing published: {exc}") from None
 
-    staged = catalog.new_data_file(contract.domain, contract.name)
+    staged = table.new_data_file()
     readable = [f for landing in landings.values() for f in landing.files]
-    readable += [f for granted in inputs.values() for f in granted.files]
+    readable += [f for granted in inputs.values() if granted.filesystem is None for f in granted.files]
     with engine.get_connection() as con:
         sandbox.lock(con, readable, writable=[staged.path])
         ctx = ProductContext(con, contract, spec, landings, inputs, context.log)
@@ -125,9 +125,7 @@ def run_product(
         )
 
     start = time.perf_counter()
-    snapshot = catalog.publish(
-        contract.domain,
-        contract.name,
+    snapshot = table.publish(
         [staged],
         properties=_table_properties(contract),
         snapshot_properties={
@@ -145,7 +143,7 @@ def run_product(
         metadata={
             "dagster/row_count": rows,
             "snapshot_id": str(snapshot.snapshot_id),
-            "table_location": dg.MetadataValue.path(catalog.local_path(snapshot.location)),
+            "table_location": dg.MetadataValue.path(table.catalog.local_path(snapshot.location)),
             "contract_version": contract.version,
             **(
                 # Ids as strings: a browser rounds integers past 2**53 in JSON.

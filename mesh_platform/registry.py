@@ -111,3 +111,15 @@ def _cycle(start: str, everything: dict[str, Entry]) -> list[str] | None:
                 seen.add(upstream)
                 stack.append([*path, upstream])
     return None
+
+
+def product_contract(key: str) -> Contract:
+    """The contract of the product `key` ("domain/name") in the workspace."""
+    from mesh_platform.workspace import locations
+
+    domain = key.split("/")[0]
+    loc = locations().get(domain)
+    path = loc.path.parent / "contracts" / f"{key.split('/')[1]}.odcs.yaml" if loc else None
+    if path is None or not path.exists():
+        raise LookupError(f"product {key} is not in the workspace")
+    return load_contract(path)

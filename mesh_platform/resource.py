@@ -13,13 +13,29 @@ from mesh_platform.storage import Catalog
 class MeshResource(dg.ConfigurableResource):
     """Local deployment: Iceberg catalog and tables under `home`, landing files under `landing`."""
 
+    env: str = "dev"  # MESH_ENV: where products live, per their contracts' servers
     home: str
     landing: str
     consumer: str  # the code location: the identity its reads are granted to and audited as
     source_overrides: dict[str, str] = {}
 
     def catalog(self) -> Catalog:
-        return Catalog(self.home)
+        """The local catalog (in every environment it also holds the grants)."""
+        from mesh_platform.places import local_catalog
+
+        return local_catalog(self.home)
+
+    def table(self, contract):
+        """Where `contract`'s product lives in this environment."""
+        from mesh_platform.places import table
+
+        return table(contract, self.env, self.home)
+
+    def table_of(self, key: str):
+        """Where another product lives, from its producer's contract in the workspace."""
+        from mesh_platform.registry import product_contract
+
+        return self.table(product_contract(key))
 
     def grants(self):
         from mesh_platform.grants import GrantStore
@@ -34,7 +50,7 @@ class MeshResource(dg.ConfigurableResource):
     def reader(self, run_id: str):
         from mesh_platform.access import Reader
 
-        return Reader(self.catalog(), self.grants(), self.audit_log(), self.consumer, run_id)
+        return Reader(self.table_of, self.grants(), self.audit_log(), self.consumer, run_id, Path(self.home))
 
     def source_override(self, domain: str, source: str) -> str | None:
         return self.source_overrides.get(f"{domain}_{source}") or None

@@ -9,7 +9,6 @@ import dagster as dg
 from mesh_platform.deployment import Settings
 from mesh_platform.location import location_contracts
 from mesh_platform.products import SCHEMA_CHECK
-from mesh_platform.storage import Catalog
 from mesh_platform.workspace import locations
 
 
@@ -25,7 +24,8 @@ class ProductStatus:
 
 
 def product_status(settings: Settings, instance: dg.DagsterInstance) -> list[ProductStatus]:
-    catalog = Catalog(settings.home)
+    from mesh_platform.places import table
+
     out = []
     for loc in locations().values():
         try:
@@ -34,7 +34,7 @@ def product_status(settings: Settings, instance: dg.DagsterInstance) -> list[Pro
             out.append(ProductStatus(loc.name, "?", "?", "?", None, None, f"load error: {exc}"))
             continue
         for contract in contracts.values():
-            snap = catalog.current(contract.domain, contract.name)
+            snap = table(contract, settings.env, settings.home).current()
             published = snap is not None and snap.snapshot_id is not None
             out.append(ProductStatus(
                 domain=contract.domain,

@@ -1,14 +1,17 @@
-"""Iceberg tables through pyiceberg: one namespace per domain, one table per product.
+"""Iceberg tables through pyiceberg: one table per product, in the catalog its contract names
+for the active environment (see places).
 
-Locally the catalog is a SQLite file and the data Parquet files under MESH_HOME, so any
-number of processes read while one writes. Locations are relative to the home (see fileio), so
-a home can be copied or moved. Commits are optimistic; a conflicting commit (two locations
-publishing at once) is retried on a freshly loaded table.
+Locally the catalog is a SQLite file and the data Parquet files under MESH_HOME, so any number of
+processes read while one writes; locations are relative to the home (see fileio), so a home can
+be copied or moved. On AWS the catalog is the domain's Glue database and the data live in S3:
+DuckDB writes each new version locally, the audit reads it there, and only an audited file is
+uploaded (multipart, by pyarrow) and committed. Commits are optimistic; a conflicting commit
+(two locations publishing at once) is retried on a freshly loaded table.
 
-A writer never deletes a file: once a commit has been attempted, the catalog may name any file
-it was given, and a writer interrupted at the wrong moment cannot know. What an interrupted or
-failed publish leaves behind is an orphan, removed by maintenance (mesh_platform.maintenance)
-once it is older than a safety window.
+A writer never deletes a file a commit may name: once a commit has been attempted, the catalog
+may name any file it was given, and a writer interrupted at the wrong moment cannot know. What an
+interrupted or failed publish leaves behind is an orphan, removed by maintenance
+(mesh_platform.maintenance) once it is older than a safety window.
 """
 
 from __future__ import annotations
@@ -57,6 +60,10 @@ class DataFile:
 
 
 class Catalog:
+    """The local catalog: SQLite and Parquet files under the home."""
+
+    remote = False
+
     def __init__(self, home: Path | str):
         self.home = Path(home)
 
@@ -88,16 +95,25 @@ class Catalog:
     def db_path(self) -> Path:
         return self.home / "catalog.db"
 
-    def table_folder(self, namespace: str, name: str) -> Path:
-        return self.home / WAREHOUSE / namespace / name
+    def table_location(self, namespace: str, name: str) -> str:
+        return fileio.uri(f"{WAREHOUSE}/{namespace}/{name}")
 
-    def new_data_file(self, namespace: str, name: str) -> DataFile:
+    def new_data_file(self, namespace: str, name: str, location: str | None = None) -> DataFile:
         """Where a new version's data file is written before it is audited and committed.
         Until a commit names it, no reader sees it."""
-        folder = self.table_folder(namespace, name) / "data"
+        folder = self.home / WAREHOUSE / namespace / name / "data"
         folder.mkdir(parents=True, exist_ok=True)
         file = f"mesh-{uuid.uuid4()}.parquet"
         return DataFile(folder / file, fileio.uri(f"{WAREHOUSE}/{namespace}/{name}/data/{file}"))
+
+    def filesystem(self):
+        """The pyarrow filesystem of the table files, and how a location maps to a path in it."""
+        from pyarrow import fs
+
+        return fs.LocalFileSystem(), self.local_path
+
+    def _upload(self, files: list[DataFile]) -> None:
+        """Local files are committed where DuckDB wrote them."""
 
     def publish(
         self,
@@ -106,6 +122,7 @@ class Catalog:
         files: list[DataFile],
         properties: dict[str, str],
         snapshot_properties: dict[str, str],
+        location: str | None = None,
     ) -> Snapshot:
         """Commit `files` as the table's whole new current snapshot, atomically. The files are
         registered where they are, not copied, and never deleted here (see the module doc)."""
@@ -130,11 +147,12 @@ class Catalog:
         if not retry(lambda: catalog.table_exists(ident)):
             try:
                 retry(lambda: catalog.create_table(
-                    ident, schema=schema, location=fileio.uri(f"{WAREHOUSE}/{namespace}/{name}"),
+                    ident, schema=schema, location=location or self.table_location(namespace, name),
                     properties={**TABLE_PROPERTIES, **properties},
                 ))
             except (TableAlreadyExistsError, IntegrityError):
                 pass
+        self._upload(files)  # into the table's location, which exists from here on
 
         def commit():
             table = catalog.load_table(ident)
@@ -240,3 +258,63 @@ def retry(fn):
             if attempt == COMMIT_ATTEMPTS - 1:
                 raise
             time.sleep(random.uniform(0.05, 0.2) * 2 ** min(attempt, 4))
+
+
+class GlueCatalog(Catalog):
+    """AWS: the Glue Data Catalog, data in S3. Endpoint and credentials are the SDKs' standard
+    settings, so the same code reaches moto's server in tests and AWS in production."""
+
+    remote = True
+
+    def __init__(self, home: Path | str, region: str):
+        super().__init__(home)
+        self.region = region
+
+    @functools.cached_property
+    def _catalog(self):
+        from pyiceberg.catalog import load_catalog
+
+        from mesh_platform.deployment import aws_settings
+
+        aws = aws_settings(self.region)
+        props = {f"s3.{k}": v for k, v in aws.items()}
+        props |= {f"glue.{k}": v for k, v in aws.items()}
+        return load_catalog("glue", type="glue", **props)
+
+    def table_location(self, namespace: str, name: str) -> str:
+        raise ValueError(f"{namespace}.{name}: a Glue table's location comes from its contract's server")
+
+    def new_data_file(self, namespace: str, name: str, location: str | None = None) -> DataFile:
+        """Written locally (DuckDB cannot write to S3 here), audited there, uploaded at publish."""
+        folder = self.home / "tmp" / "staging"
+        folder.mkdir(parents=True, exist_ok=True)
+        file = f"mesh-{uuid.uuid4()}.parquet"
+        return DataFile(folder / file, f"{location.rstrip('/')}/data/{file}")
+
+    def filesystem(self):
+        from pyarrow import fs
+
+        from mesh_platform.deployment import aws_settings
+
+        aws = aws_settings(self.region)
+        endpoint = aws.get("endpoint")
+        s3 = fs.S3FileSystem(
+            region=aws["region"], access_key=aws.get("access-key-id"), secret_key=aws.get("secret-access-key"),
+            session_token=aws.get("session-token"),
+            endpoint_override=endpoint.split("://", 1)[-1] if endpoint else None,
+            scheme=endpoint.split("://", 1)[0] if endpoint else "https",
+        )
+        return s3, lambda uri: uri.removeprefix("s3://").removeprefix("s3a://")
+
+    def local_path(self, location: str) -> str:
+        return location  # files stay in S3: read through filesystem()
+
+    def _upload(self, files: list[DataFile]) -> None:
+        """Each audited file to its S3 location (multipart for large files), then the local copy
+        goes: no commit names it."""
+        from pyarrow import fs
+
+        s3, path = self.filesystem()
+        for f in files:
+            fs.copy_files(str(f.path), path(f.uri), destination_filesystem=s3)
+            f.path.unlink()

@@ -251,9 +251,14 @@ def test_a_masked_column_is_hashed_for_one_reader_and_clear_for_another(mesh, tm
     ))
     store.apply(load_contract(masked))
     from mesh_platform.access import Reader
+    from mesh_platform.places import table
+    from mesh_platform.registry import product_contract
 
-    clear = Reader(catalog, store, log, "federation", "run-a").read(PROFILES)
-    hidden = Reader(catalog, store, log, "preferences", "run-b").read(PROFILES)
+    def reader(consumer: str, run_id: str) -> Reader:
+        return Reader(lambda key: table(product_contract(key), "dev", mesh), store, log, consumer, run_id, mesh)
+
+    clear = reader("federation", "run-a").read(PROFILES)
+    hidden = reader("preferences", "run-b").read(PROFILES)
     clear_rows = {r[0]: r for r in duckdb.read_parquet(list(clear.files)).select("customer_id, email, first_name").fetchall()}
     hidden_rel = duckdb.read_parquet(list(hidden.files))
     assert "first_name" not in hidden_rel.columns and "last_name" not in hidden_rel.columns
@@ -262,13 +267,13 @@ def test_a_masked_column_is_hashed_for_one_reader_and_clear_for_another(mesh, tm
         assert email == hashlib.sha256((key + clear_rows[customer_id][1]).encode()).hexdigest()
         assert email != clear_rows[customer_id][1]
     # Deterministic: a second read hashes the same way, so joins on the column still work.
-    again = Reader(catalog, store, log, "preferences", "run-c").read(PROFILES)
+    again = reader("preferences", "run-c").read(PROFILES)
     assert sorted(duckdb.read_parquet(list(again.files)).select("email").fetchall()) == sorted(
         hidden_rel.select("email").fetchall()
     )
     assert [e.detail["masked"] for e in log.entries(action="read", actor="preferences")] == [["email"], ["email"]]
     with pytest.raises(AccessDenied, match="orders may not read customer/profiles"):
-        Reader(catalog, store, log, "orders", "run-d").read(PROFILES)
+        reader("orders", "run-d").read(PROFILES)
 
 
 # --- load-time grants -----------------------------------------------------------------------

@@ -351,11 +351,11 @@ def test_entries_json_round_trips(tmp_path):
 def test_format_entries_is_a_table(tmp_path):
     log = AuditLog(tmp_path)
     a = log.append("grant", "platform", "orders/history", reader="federation")
-    b = log.append("policy_violation", "platform", None, reason="no owner", n=3)
+    b = log.append("infra_change", "platform", None, reason="no owner", n=3)
     table = format_entries([a, b]).splitlines()
     assert table[0].split() == ["seq", "time", "(UTC)", "action", "actor", "product", "detail"]
     assert table[1].split()[3:] == ["grant", "platform", "orders/history", "reader=federation"]
-    assert table[2].split()[3:] == ["policy_violation", "platform", "-", "n=3", 'reason="no', 'owner"']
+    assert table[2].split()[3:] == ["infra_change", "platform", "-", "n=3", 'reason="no', 'owner"']
     assert table[1].split()[1:3] == [a.ts[:10], a.ts[11:19]]
     assert format_entries([]) == "(no audit entries)"
 

@@ -55,7 +55,7 @@ apt_install = $(if $(CAN_APT),\
 
 dev: setup
 	$(MESH) seed --customers $(CUSTOMERS)
-	$(MESH) materialize
+	$(MESH) materialize --allow-volume-drop
 	$(MESH) status
 	$(MESH) ui --port $(PORT)
 

@@ -11,14 +11,17 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
 
+from mesh_platform.runs import write_instance_config
+
 ROOT = Path(__file__).resolve().parents[2]
-BIN = ROOT / ".venv" / "bin"
+BIN = Path(sys.executable).parent  # the environment running the tests
 
 WORKSPACE_QUERY = """
 {
@@ -47,11 +50,11 @@ def free_port() -> int:
 
 def server_env(home: Path) -> dict[str, str]:
     """This process's environment without any MESH_* setting, with the mesh and the Dagster
-    instance in `home` (telemetry off, so nothing leaves the machine)."""
+    instance in `home` (configured as the mesh configures it: telemetry off, so nothing leaves
+    the machine)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MESH_")}
     dagster_home = home / "dagster"
-    dagster_home.mkdir(parents=True, exist_ok=True)
-    (dagster_home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    write_instance_config(dagster_home)  # the instance the mesh itself creates
     env.update(MESH_HOME=str(home), DAGSTER_HOME=str(dagster_home))
     return env
 

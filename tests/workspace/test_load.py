@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import sys
 import warnings
 from datetime import timedelta
 from pathlib import Path
@@ -374,7 +375,7 @@ def test_dagster_definitions_validate_cli(tmp_path):
     # Show every warning (DeprecationWarnings included) in the CLI and its code servers.
     env["PYTHONWARNINGS"] = "default"
     result = subprocess.run(
-        [str(ROOT / ".venv/bin/dagster"), "definitions", "validate", "-w", "workspace.yaml"],
+        [str(Path(sys.executable).with_name("dagster")), "definitions", "validate", "-w", "workspace.yaml"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=240,
     )
     output = result.stdout + result.stderr

@@ -365,7 +365,7 @@ def _rule(path: Path, field: str, q, column: str | None) -> QualityRule:
             query=None,
             bounds=(),
             blocking=blocking,
-            description=q.description or f"{metric} on {column or 'the table'}",
+            description=q.description or describe_expectation(_METRIC_EXPECTATIONS[metric], kwargs),
         )
     if kind == "custom":
         if (q.engine or "").replace("_", "").lower() != "greatexpectations":
@@ -392,7 +392,7 @@ def _rule(path: Path, field: str, q, column: str | None) -> QualityRule:
             query=None,
             bounds=(),
             blocking=blocking,
-            description=q.description or impl["type"],
+            description=q.description or describe_expectation(impl["type"], kwargs),
         )
     if kind == "sql":
         if not q.query:
@@ -408,9 +408,48 @@ def _rule(path: Path, field: str, q, column: str | None) -> QualityRule:
             query=q.query,
             bounds=bounds,
             blocking=blocking,
-            description=q.description or q.query,
+            description=q.description or f"{q.query.strip()} must be {_bounds_text(bounds)}",
         )
     raise ContractError(path, f"{field}.type", f"unsupported quality type '{kind}'")
+
+
+def describe_expectation(expectation: str, kwargs: dict) -> str:
+    """A Great Expectations expectation in plain words, for a check without a description."""
+    k = dict(kwargs)
+    col = k.pop("column", None)
+    mostly = k.pop("mostly", None)
+    low, high = k.get("min_value"), k.get("max_value")
+    span = (f"between {low} and {high}" if low is not None and high is not None
+            else f"at least {low}" if low is not None else f"at most {high}" if high is not None else "")
+    listed = ", ".join(str(v) for v in k.get("value_set", []))
+    text = {
+        "expect_column_values_to_not_be_null": f"{col} is never null",
+        "expect_column_values_to_be_unique": f"no two rows share a {col}",
+        "expect_column_values_to_be_in_set": f"{col} is one of: {listed}",
+        "expect_column_values_to_not_be_in_set": f"{col} is none of: {listed}",
+        "expect_column_values_to_be_between": f"{col} is {span}",
+        "expect_column_values_to_match_regex": f"{col} matches {k.get('regex')}",
+        "expect_column_values_to_not_match_regex": f"{col} does not match {k.get('regex')}",
+        "expect_column_value_lengths_to_equal": f"{col} is exactly {k.get('value')} characters long",
+        "expect_column_value_lengths_to_be_between": f"{col} is {span} characters long",
+        "expect_table_row_count_to_be_between": f"the product has {span} row(s)",
+        "expect_table_row_count_to_equal": f"the product has exactly {k.get('value')} rows",
+    }.get(expectation)
+    if text is None:
+        words = expectation.removeprefix("expect_").replace("_", " ")
+        args = ", ".join(f"{key}={value}" for key, value in sorted(k.items()))
+        text = f"{words}" + (f" ({args})" if args else "")
+        text = text.replace("column ", f"column {col} ", 1) if col else text
+    if mostly is not None and float(mostly) < 1:
+        text += f", for at least {float(mostly):.0%} of the rows"
+    return text
+
+
+def _bounds_text(bounds) -> str:
+    words = {"mustBe": "", "mustNotBe": "not ", "mustBeGreaterThan": "greater than ",
+             "mustBeGreaterOrEqualTo": "at least ", "mustBeLessThan": "less than ",
+             "mustBeLessOrEqualTo": "at most ", "mustBeBetween": "between ", "mustNotBeBetween": "not between "}
+    return " and ".join(f"{words[op]}{' and '.join(map(str, b)) if isinstance(b, (list, tuple)) else b}" for op, b in bounds)
 
 
 def rule_columns(rule: QualityRule) -> list[str]:

@@ -298,10 +298,21 @@ def _check_header(path: str, expected: list[str], landing: Landing) -> None:
     except UnicodeDecodeError as exc:
         raise SourceError(f"{_where(landing)}: {path}: not UTF-8 text ({exc.reason}); export it as UTF-8") from None
     if header != expected:
+        # The header's own fields are not quoted: in a file without a header line they are the
+        # first row of data. Only the contract's names, counts and positions are.
         missing = [c for c in expected if c not in header]
+        unknown = [f for f in header if f not in expected]
+        details = [f"missing {missing}"] if missing else []
+        if len(header) != len(expected):
+            details.append(f"{len(header)} field{'s' * (len(header) != 1)} where the contract has {len(expected)} columns")
+        if unknown:
+            details.append(f"{len(unknown)} fields that are no contract column")
+        if not missing and not unknown and len(header) == len(expected):
+            first = next(i for i, (h, e) in enumerate(zip(header, expected, strict=True)) if h != e)
+            details.append(f"the same columns in another order: field {first + 1} should be '{expected[first]}'")
         raise SourceError(
-            f"{_where(landing)}: {path}: header {header[:50]} does not match the contract's columns {expected}"
-            + (f" (missing {missing})" if missing else "")
+            f"{_where(landing)}: {path}: the header line does not match the contract's columns {expected}: "
+            f"{'; '.join(details)} (the line is not shown: without a header it is a row of data)"
         )
 
 

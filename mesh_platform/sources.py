@@ -350,8 +350,10 @@ def diagnose_csv(landing: Landing) -> str | None:
     with duckdb.connect() as con:
         for f in landing.files:
             try:
+                # The dialect is given whole: DuckDB's sniffer would fail on a broken file before
+                # saying where it breaks, or count its lines wrong.
                 con.read_csv(f, header=True, columns=columns, delimiter=",", quotechar='"', escapechar='"',
-                             encoding="utf-8", store_rejects=True).fetchall()
+                             encoding="utf-8", store_rejects=True, auto_detect=False).fetchall()
                 rows = con.execute(
                     "SELECT line, column_name, error_type FROM reject_errors ORDER BY line LIMIT 3"
                 ).fetchall()
@@ -361,12 +363,17 @@ def diagnose_csv(landing: Landing) -> str | None:
                 problem = next((p for key, p in _CSV_PROBLEMS.items() if key in text), "not readable as CSV")
                 return f"{_where(landing)}: {f}:" + (f" line {line[1]}:" if line else "") + f" {problem}"
             if rows:
-                where = "; ".join(f"line {line}: {kind.lower()}" + (f" (column '{col}')" if col else "")
+                where = "; ".join(f"line {line}: {_CSV_REJECTS.get(kind, kind.lower())}" + (f" (column '{col}')" if col else "")
                                   for line, col, kind in rows)
                 return f"{_where(landing)}: {f}: {where}"
     return None
 
 
+_CSV_REJECTS = {  # DuckDB's names for what is wrong with a rejected line, said plainly
+    "UNQUOTED VALUE": "a quoted field is never closed, or text follows its closing quote",
+    "LINE SIZE OVER MAXIMUM": "a line is longer than DuckDB's 2,000,000-byte limit",
+    "INVALID ENCODING": "not UTF-8 text; export it as UTF-8",
+}
 _CSV_PROBLEMS = {
     "Maximum line size": "a line is longer than DuckDB's 2,000,000-byte limit",
     "Invalid unicode": "not UTF-8 text; export it as UTF-8",

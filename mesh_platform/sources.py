@@ -321,8 +321,8 @@ def explain(exc: Exception, landings: list[Landing]) -> str:
 
     Our own checks raise with MARK and say everything. Errors in the product's SQL (parser,
     binder, catalog) quote only code and are shown. Anything else may quote a landing row
-    (DuckDB's CSV and JSON readers do): a CSV file is asked again where it breaks, otherwise
-    only the kind of error, the file and the line are kept."""
+    (DuckDB's CSV and JSON readers do): a CSV or JSON lines file is asked again where it breaks,
+    otherwise only the kind of error, the file and the line are kept."""
     text = str(exc)
     if MARK in text:
         return text[text.index(MARK) + len(MARK):].strip().splitlines()[0]
@@ -330,7 +330,7 @@ def explain(exc: Exception, landings: list[Landing]) -> str:
     if kind in ("Parser", "Binder", "Catalog", "NotImplemented"):
         return f"{kind} error in the product's SQL: {text.strip().splitlines()[0]}"
     for landing in landings:
-        found = diagnose_csv(landing)
+        found = diagnose_csv(landing) or diagnose_json(landing)
         if found:
             return found
     place = re.search(r"(?:in file|file =?)\s*\"?([^\s\",]+)", text)
@@ -369,6 +369,39 @@ def diagnose_csv(landing: Landing) -> str | None:
     return None
 
 
+def diagnose_json(landing: Landing) -> str | None:
+    """Where a JSON lines file breaks the format (line and kind of problem, never the line
+    itself), read again line by line: DuckDB's message quotes the line, and it counts the lines
+    of malformed JSON one too many."""
+    import json
+
+    if landing.contract.server_format != "json":
+        return None
+    for f in landing.files:
+        with open(f, "rb") as lines:
+            for number, raw in enumerate(lines, 1):
+                try:
+                    text = raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    problem = f"not UTF-8 text ({exc.reason}); export it as UTF-8"
+                else:
+                    if not text.strip():
+                        continue
+                    try:
+                        value = json.loads(text.rstrip("\r\n"))
+                    except json.JSONDecodeError as exc:  # its msg is fixed text, never the document
+                        at = "" if exc.msg.endswith(" at") else " at"
+                        problem = f"not valid JSON ({exc.msg}{at} column {exc.colno})"
+                    else:
+                        if isinstance(value, dict):
+                            continue
+                        problem = f"not a JSON object but {_JSON_KINDS.get(type(value), 'a value')}"
+                return f"{_where(landing)}: {f}: line {number}: {problem}"
+    return None
+
+
+_JSON_KINDS = {list: "an array", str: "a string", int: "a number", float: "a number", bool: "true or false",
+               type(None): "null"}
 _CSV_REJECTS = {  # DuckDB's names for what is wrong with a rejected line, said plainly
     "UNQUOTED VALUE": "a quoted field is never closed, or text follows its closing quote",
     "LINE SIZE OVER MAXIMUM": "a line is longer than DuckDB's 2,000,000-byte limit",

@@ -266,8 +266,9 @@ def _from_json(landing: Landing, column: Column) -> str:
         allowed = ", ".join(_lit(k) for k in kinds)
         wrong = _fail_typed(landing, column, j, target)
         valid = f"(CASE WHEN json_type({j}) NOT IN ({allowed}) THEN {wrong} ELSE {valid} END)"
-    return _checked(landing, column, present, valid, converted,
-                    f"holds a value that is not a {target} (no value is shown: it may be personal data)")
+    # A JSON string is a VARCHAR: the only way it fails to be one is a NUL byte.
+    problem = "holds a NUL byte" if target == "VARCHAR" else f"holds a value that is not a {target}"
+    return _checked(landing, column, present, valid, converted, f"{problem} (no value is shown: it may be personal data)")
 
 
 def _fail_typed(landing: Landing, column: Column, j: str, target: str) -> str:

@@ -130,9 +130,16 @@ def _json(con, landing: Landing):
 def _parquet(con, landing: Landing):
     from mesh_platform.sqltypes import duckdb_spelling
 
+    import duckdb
+
     wanted = {c.name: duckdb_spelling(c.physical_type) for c in landing.contract.columns}
     for f in landing.files:
-        stored = {name: str(t) for name, t, *_ in con.execute("DESCRIBE SELECT * FROM read_parquet($f)", {"f": f}).fetchall()}
+        try:
+            described = con.execute("DESCRIBE SELECT * FROM read_parquet($f)", {"f": f}).fetchall()
+        except duckdb.Error:
+            raise SourceError(f"{_where(landing)}: {f}: not a readable Parquet file (its footer and schema "
+                              "cannot be read)") from None
+        stored = {name: str(t) for name, t, *_ in described}
         missing = [c for c in wanted if c not in stored]
         if missing:
             raise SourceError(f"{_where(landing)}: {f}: missing columns {missing}")

@@ -156,11 +156,21 @@ def load_contract(path: Path | str) -> Contract:
         hint = ""
         if re.search(r"'\s*\d+\s*\)' was unexpected", err.message):
             hint = ' (a type with a comma inside {...} must be quoted: physicalType: "DECIMAL(18,2)")'
-        raise ContractError(path, field, f"not valid ODCS: {err.message}{hint}")
+        raise ContractError(path, field, f"not valid ODCS: {_said(err)}{hint}")
     from open_data_contract_standard.model import OpenDataContractStandard
 
     model = OpenDataContractStandard(**data)
     return _to_contract(path, model)
+
+
+def _said(err) -> str:
+    """The schema's message, except where it only says that no alternative fits: when every
+    alternative lacks a property (a sql rule without a mustBe... operator), which ones."""
+    if err.validator in ("oneOf", "anyOf") and err.context and all(e.validator == "required" for e in err.context):
+        needed = [p for e in err.context for p in e.validator_value
+                  if isinstance(e.instance, dict) and p not in e.instance]
+        return f"needs one of {list(dict.fromkeys(needed))}"
+    return err.message
 
 
 def _first_precise(errors: list):

@@ -385,6 +385,7 @@ def diagnose_json(landing: Landing) -> str | None:
 
     if landing.contract.server_format != "json":
         return None
+    columns = {c.name for c in landing.contract.columns}
     for f in landing.files:
         with open(f, "rb") as lines:
             for number, raw in enumerate(lines, 1):
@@ -396,16 +397,34 @@ def diagnose_json(landing: Landing) -> str | None:
                     if not text.strip():
                         continue
                     try:
-                        value = json.loads(text.rstrip("\r\n"))
+                        value = json.loads(text.rstrip("\r\n"), object_pairs_hook=_Pairs)
                     except json.JSONDecodeError as exc:  # its msg is fixed text, never the document
                         at = "" if exc.msg.endswith(" at") else " at"
                         problem = f"not valid JSON ({exc.msg}{at} column {exc.colno})"
                     else:
-                        if isinstance(value, dict):
+                        if not isinstance(value, _Pairs):
+                            problem = f"not a JSON object but {_JSON_KINDS.get(type(value), 'a value')}"
+                        elif (twice := _twice([k for k, _ in value], columns)) is not None:
+                            problem = f"{twice} appears twice in one object"  # DuckDB refuses it
+                        else:
                             continue
-                        problem = f"not a JSON object but {_JSON_KINDS.get(type(value), 'a value')}"
                 return f"{_where(landing)}: {f}: line {number}: {problem}"
     return None
+
+
+class _Pairs(list):
+    """A JSON object as its (key, value) pairs, a key written twice kept twice."""
+
+
+def _twice(keys: list[str], columns: set[str]) -> str | None:
+    """The key that appears twice, named when it is a contract column (other keys may be data)."""
+    from collections import Counter
+
+    dupes = sorted(k for k, n in Counter(keys).items() if n > 1)
+    if not dupes:
+        return None
+    named = [k for k in dupes if k in columns]
+    return f"key '{named[0]}'" if named else "a key"
 
 
 _JSON_KINDS = {list: "an array", str: "a string", int: "a number", float: "a number", bool: "true or false",

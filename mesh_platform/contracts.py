@@ -376,6 +376,12 @@ def _rule(path: Path, field: str, q, column: str | None) -> QualityRule:
             raise ContractError(path, f"{field}.query", "missing SQL query")
         if not bounds:
             raise ContractError(path, field, "a sql rule needs a mustBe... operator")
+        for op, bound in bounds:
+            pair = op in ("mustBeBetween", "mustNotBeBetween")
+            values = bound if pair and isinstance(bound, list) and len(bound) == 2 else None if pair else [bound]
+            if values is None or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+                want = "two numbers [low, high]" if pair else "a number"
+                raise ContractError(path, f"{field}.{op}", f"a sql rule's query returns a number, compared with {want}; got {bound!r}")
         return QualityRule(
             name=need_name(path, field, q.name),
             engine="sql",

@@ -374,6 +374,9 @@ def _rule(path: Path, field: str, q, column: str | None) -> QualityRule:
     if kind == "sql":
         if not q.query:
             raise ContractError(path, f"{field}.query", "missing SQL query")
+        if column is None and "${property}" in q.query:
+            raise ContractError(path, f"{field}.query", "${property} is the column of a rule on a column; this rule "
+                                "is on the table: name the column")
         if not bounds:
             raise ContractError(path, field, "a sql rule needs a mustBe... operator")
         for op, bound in bounds:

@@ -223,8 +223,7 @@ def _sql_outcome(con, contract: Contract, rule: QualityRule) -> Outcome:
     except SandboxViolation as exc:
         return _broken(rule, str(exc))
     except duckdb.Error as exc:
-        return _broken(rule, f"{where}: the query failed: {type(exc).__name__.removesuffix('Exception')}: "
-                             f"{str(exc).strip().splitlines()[0]}")
+        return _broken(rule, f"{where}: the query failed: {_failure(exc)}")
     if len(rows) != 1 or len(rows[0]) != 1:
         got = "no rows" if not rows else f"{'more than one row' if len(rows) > 1 else f'{len(rows[0])} columns'}"
         return _broken(rule, f"{where}: the query returned {got}; a sql rule returns one row with one number")
@@ -241,6 +240,16 @@ def _sql_outcome(con, contract: Contract, rule: QualityRule) -> Outcome:
         description=rule.description + ("" if passed else f": got {value}, expected {dict(rule.bounds)}"),
         metadata={"observed_value": float(value) if isinstance(value, Decimal) else value},
     )
+
+
+def _failure(exc: duckdb.Error) -> str:
+    """A DuckDB error of a rule's query, said without data: errors about the query itself
+    (parser, binder, catalog) quote only the query; the others (a conversion, say) may quote a
+    value of the output."""
+    kind = type(exc).__name__.removesuffix("Exception")
+    if kind in ("Parser", "Binder", "Catalog"):
+        return f"{kind}: {str(exc).strip().splitlines()[0]}"
+    return f"{kind} error (DuckDB's message is withheld: it may quote the data)"
 
 
 def _broken(rule: QualityRule, message: str) -> Outcome:

@@ -94,7 +94,19 @@ def audit(
     }
     by_name = {r.name: r for r in contract.rules}
     if compiled:
-        for name, result in zip(compiled, evaluate(con, OUTPUT, list(compiled.values())), strict=True):
+        try:
+            results = dict(zip(compiled, evaluate(con, OUTPUT, list(compiled.values())), strict=True))
+        except duckdb.Error:
+            # One cannot be evaluated on this output (a length of a DATE, say): each alone, to
+            # say which; it fails, the others report as usual.
+            results = {}
+            for name, sql in compiled.items():
+                try:
+                    [results[name]] = evaluate(con, OUTPUT, [sql])
+                except duckdb.Error as exc:
+                    outcomes[name] = _broken(by_name[name], f"{contract.path}: quality rule '{name}': cannot be "
+                                                            f"evaluated on the output: {_failure(exc)}")
+        for name, result in results.items():
             rule, sql = by_name[name], compiled[name]
             sample = [] if result.success or sql.column is None else _sample(
                 con, contract, sql.unexpected, [sql.column], sql.params

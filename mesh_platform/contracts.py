@@ -182,11 +182,21 @@ def load_contract(path: Path | str) -> Contract:
         hint = ""
         if re.search(r"'\s*\d+\s*\)' was unexpected", err.message):
             hint = ' (a type with a comma inside {...} must be quoted: physicalType: "DECIMAL(18,2)")'
-        raise ContractError(path, field, f"not valid ODCS: {err.message}{hint}")
+        raise ContractError(path, field, f"not valid ODCS: {_said(err)}{hint}")
     from open_data_contract_standard.model import OpenDataContractStandard
 
     model = OpenDataContractStandard(**data)
     return _to_contract(path, model)
+
+
+def _said(err) -> str:
+    """The schema's message, except where it only says that no alternative fits: when every
+    alternative lacks a property (a sql rule without a mustBe... operator), which ones."""
+    if err.validator in ("oneOf", "anyOf") and err.context and all(e.validator == "required" for e in err.context):
+        needed = [p for e in err.context for p in e.validator_value
+                  if isinstance(e.instance, dict) and p not in e.instance]
+        return f"needs one of {list(dict.fromkeys(needed))}"
+    return err.message
 
 
 def _first_precise(errors: list):
@@ -397,8 +407,17 @@ def _rule(path: Path, field: str, q, column: str | None) -> QualityRule:
     if kind == "sql":
         if not q.query:
             raise ContractError(path, f"{field}.query", "missing SQL query")
+        if column is None and "${property}" in q.query:
+            raise ContractError(path, f"{field}.query", "${property} is the column of a rule on a column; this rule "
+                                "is on the table: name the column")
         if not bounds:
             raise ContractError(path, field, "a sql rule needs a mustBe... operator")
+        for op, bound in bounds:
+            pair = op in ("mustBeBetween", "mustNotBeBetween")
+            values = bound if pair and isinstance(bound, list) and len(bound) == 2 else None if pair else [bound]
+            if values is None or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+                want = "two numbers [low, high]" if pair else "a number"
+                raise ContractError(path, f"{field}.{op}", f"a sql rule's query returns a number, compared with {want}; got {bound!r}")
         return QualityRule(
             name=need_name(path, field, q.name),
             engine="sql",

@@ -60,7 +60,9 @@ def location_definitions(folder: Path | str, name: str | None = None) -> dg.Defi
     own = {
         c.key: registry.Entry(c.key, name, c, functions[n][1], functions[n][0].inputs) for n, c in contracts.items()
     }
-    registry.check_location(name, own, registry.workspace_entries(skip=name))
+    unreadable: set[str] = set()  # locations that do not load: their own load says why
+    others = registry.workspace_entries(skip=name, unreadable=unreadable)
+    registry.check_location(name, own, others, unreadable)
     warnings = policies.enforce(list(contracts.values()))
 
     assets = [

@@ -83,6 +83,10 @@ def run_product(
         try:
             faults.point("compute")
             rel = _as_relation(con, spec.fn(ctx), label)
+            twice = sorted({c for c in rel.columns if rel.columns.count(c) > 1})
+            if twice:
+                # The schema check would see one of them and the written file hold another.
+                raise UsageError(f"{label}: the output has more than one column named {twice}")
             actual = dict(zip(rel.columns, (str(t) for t in rel.types), strict=True))
             if not schema_problems(contract, actual):
                 # DuckDB writes the new version's Parquet file itself, in parallel and within

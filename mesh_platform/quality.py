@@ -94,7 +94,19 @@ def audit(
     }
     by_name = {r.name: r for r in contract.rules}
     if compiled:
-        for name, result in zip(compiled, evaluate(con, OUTPUT, list(compiled.values())), strict=True):
+        try:
+            results = dict(zip(compiled, evaluate(con, OUTPUT, list(compiled.values())), strict=True))
+        except duckdb.Error:
+            # One cannot be evaluated on this output (a length of a DATE, say): each alone, to
+            # say which; it fails, the others report as usual.
+            results = {}
+            for name, sql in compiled.items():
+                try:
+                    [results[name]] = evaluate(con, OUTPUT, [sql])
+                except duckdb.Error as exc:
+                    outcomes[name] = _broken(by_name[name], f"{contract.path}: quality rule '{name}': cannot be "
+                                                            f"evaluated on the output: {_failure(exc)}")
+        for name, result in results.items():
             rule, sql = by_name[name], compiled[name]
             sample = [] if result.success or sql.column is None else _sample(
                 con, contract, sql.unexpected, [sql.column], sql.params
@@ -223,8 +235,7 @@ def _sql_outcome(con, contract: Contract, rule: QualityRule) -> Outcome:
     except SandboxViolation as exc:
         return _broken(rule, str(exc))
     except duckdb.Error as exc:
-        return _broken(rule, f"{where}: the query failed: {type(exc).__name__.removesuffix('Exception')}: "
-                             f"{str(exc).strip().splitlines()[0]}")
+        return _broken(rule, f"{where}: the query failed: {_failure(exc)}")
     if len(rows) != 1 or len(rows[0]) != 1:
         got = "no rows" if not rows else f"{'more than one row' if len(rows) > 1 else f'{len(rows[0])} columns'}"
         return _broken(rule, f"{where}: the query returned {got}; a sql rule returns one row with one number")
@@ -241,6 +252,16 @@ def _sql_outcome(con, contract: Contract, rule: QualityRule) -> Outcome:
         description=rule.description + ("" if passed else f": got {value}, expected {dict(rule.bounds)}"),
         metadata={"observed_value": float(value) if isinstance(value, Decimal) else value},
     )
+
+
+def _failure(exc: duckdb.Error) -> str:
+    """A DuckDB error of a rule's query, said without data: errors about the query itself
+    (parser, binder, catalog) quote only the query; the others (a conversion, say) may quote a
+    value of the output."""
+    kind = type(exc).__name__.removesuffix("Exception")
+    if kind in ("Parser", "Binder", "Catalog"):
+        return f"{kind}: {str(exc).strip().splitlines()[0]}"
+    return f"{kind} error (DuckDB's message is withheld: it may quote the data)"
 
 
 def _broken(rule: QualityRule, message: str) -> Outcome:

@@ -54,14 +54,17 @@ def location_entries(folder: Path, location: str) -> dict[str, Entry]:
             code[fn] = (path, inputs)
     for path in sorted((folder / "contracts").glob("*.odcs.yaml")):
         contract = load_contract(path)
+        if contract.domain != location or path.name != f"{contract.name}.odcs.yaml":
+            # Not a product its location would load (that load says why): no key to list.
+            raise ContractError(path, "domain", f"not a product of location '{location}'")
         file, inputs = code.get(contract.name, (None, ()))
         entries[contract.key] = Entry(contract.key, location, contract, file, inputs)
     return entries
 
 
-def workspace_entries(skip: str) -> dict[str, Entry]:
+def workspace_entries(skip: str, unreadable: set[str] | None = None) -> dict[str, Entry]:
     """The products of every other location in workspace.yaml. A location that does not load
-    is left out here; its own load reports it."""
+    is left out here (its name added to `unreadable`); its own load reports it."""
     from mesh_platform.workspace import locations
 
     out: dict[str, Entry] = {}
@@ -71,18 +74,26 @@ def workspace_entries(skip: str) -> dict[str, Entry]:
         try:
             out |= location_entries(loc.path.parent, loc.name)
         except (ContractError, OSError):
+            if unreadable is not None:
+                unreadable.add(loc.name)
             continue
     return out
 
 
-def check_location(location: str, own: dict[str, Entry], others: dict[str, Entry]) -> None:
+def check_location(
+    location: str, own: dict[str, Entry], others: dict[str, Entry], unreadable: set[str] = frozenset()
+) -> None:
     """Raise ContractError for an input that names no product, is not granted to `location`, or
-    closes a cycle."""
+    closes a cycle. An input of a location in `unreadable` (one that does not load) is not
+    checked: a broken domain must not stop its readers from loading; the reader still enforces
+    the grants of its last published contract when the run reads it."""
     everything = {**others, **own}
     for entry in own.values():
         field = f"@product {entry.contract.name}: inputs"
         for key in entry.inputs:
             producer = everything.get(key)
+            if producer is None and key.split("/")[0] in unreadable:
+                continue
             if producer is None:
                 close = difflib.get_close_matches(key, everything, n=1)
                 hint = f"; did you mean '{close[0]}'?" if close else f"; products: {sorted(everything)}"

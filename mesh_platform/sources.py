@@ -130,9 +130,16 @@ def _json(con, landing: Landing):
 def _parquet(con, landing: Landing):
     from mesh_platform.sqltypes import duckdb_spelling
 
+    import duckdb
+
     wanted = {c.name: duckdb_spelling(c.physical_type) for c in landing.contract.columns}
     for f in landing.files:
-        stored = {name: str(t) for name, t, *_ in con.execute("DESCRIBE SELECT * FROM read_parquet($f)", {"f": f}).fetchall()}
+        try:
+            described = con.execute("DESCRIBE SELECT * FROM read_parquet($f)", {"f": f}).fetchall()
+        except duckdb.Error:
+            raise SourceError(f"{_where(landing)}: {f}: not a readable Parquet file (its footer and schema "
+                              "cannot be read)") from None
+        stored = {name: str(t) for name, t, *_ in described}
         missing = [c for c in wanted if c not in stored]
         if missing:
             raise SourceError(f"{_where(landing)}: {f}: missing columns {missing}")
@@ -266,8 +273,9 @@ def _from_json(landing: Landing, column: Column) -> str:
         allowed = ", ".join(_lit(k) for k in kinds)
         wrong = _fail_typed(landing, column, j, target)
         valid = f"(CASE WHEN json_type({j}) NOT IN ({allowed}) THEN {wrong} ELSE {valid} END)"
-    return _checked(landing, column, present, valid, converted,
-                    f"holds a value that is not a {target} (no value is shown: it may be personal data)")
+    # A JSON string is a VARCHAR: the only way it fails to be one is a NUL byte.
+    problem = "holds a NUL byte" if target == "VARCHAR" else f"holds a value that is not a {target}"
+    return _checked(landing, column, present, valid, converted, f"{problem} (no value is shown: it may be personal data)")
 
 
 def _fail_typed(landing: Landing, column: Column, j: str, target: str) -> str:
@@ -298,10 +306,21 @@ def _check_header(path: str, expected: list[str], landing: Landing) -> None:
     except UnicodeDecodeError as exc:
         raise SourceError(f"{_where(landing)}: {path}: not UTF-8 text ({exc.reason}); export it as UTF-8") from None
     if header != expected:
+        # The header's own fields are not quoted: in a file without a header line they are the
+        # first row of data. Only the contract's names, counts and positions are.
         missing = [c for c in expected if c not in header]
+        unknown = [f for f in header if f not in expected]
+        details = [f"missing {missing}"] if missing else []
+        if len(header) != len(expected):
+            details.append(f"{len(header)} field{'s' * (len(header) != 1)} where the contract has {len(expected)} columns")
+        if unknown:
+            details.append(f"{len(unknown)} fields that are no contract column")
+        if not missing and not unknown and len(header) == len(expected):
+            first = next(i for i, (h, e) in enumerate(zip(header, expected, strict=True)) if h != e)
+            details.append(f"the same columns in another order: field {first + 1} should be '{expected[first]}'")
         raise SourceError(
-            f"{_where(landing)}: {path}: header {header[:50]} does not match the contract's columns {expected}"
-            + (f" (missing {missing})" if missing else "")
+            f"{_where(landing)}: {path}: the header line does not match the contract's columns {expected}: "
+            f"{'; '.join(details)} (the line is not shown: without a header it is a row of data)"
         )
 
 
@@ -310,8 +329,8 @@ def explain(exc: Exception, landings: list[Landing]) -> str:
 
     Our own checks raise with MARK and say everything. Errors in the product's SQL (parser,
     binder, catalog) quote only code and are shown. Anything else may quote a landing row
-    (DuckDB's CSV and JSON readers do): a CSV file is asked again where it breaks, otherwise
-    only the kind of error, the file and the line are kept."""
+    (DuckDB's CSV and JSON readers do): a CSV or JSON lines file is asked again where it breaks,
+    otherwise only the kind of error, the file and the line are kept."""
     text = str(exc)
     if MARK in text:
         return text[text.index(MARK) + len(MARK):].strip().splitlines()[0]
@@ -321,14 +340,28 @@ def explain(exc: Exception, landings: list[Landing]) -> str:
     if kind == "Permission":  # names only a path: the sandbox refused a file the step was not given
         return (f"{text.strip().splitlines()[0]} (the step reads only its declared landing files and the "
                 "snapshots it was granted)")
+    if kind == "Conversion":
+        return _conversion(text)
     for landing in landings:
-        found = diagnose_csv(landing)
+        found = diagnose_csv(landing) or diagnose_json(landing)
         if found:
             return found
     place = re.search(r"(?:in file|file =?)\s*\"?([^\s\",]+)", text)
     line = re.search(r"[Ll]ine:? (\d+)", text)
     where = (f" in {place[1]}" if place else "") + (f" at line {line[1]}" if line else "")
     return f"{kind} error{where} (DuckDB's message is withheld: it may quote landing data)"
+
+
+def _conversion(text: str) -> str:
+    """A cast in the product's SQL failed on a value. DuckDB's first line quotes the value, so
+    only the target type, the source column and the SQL at fault (after 'LINE n:', code with a
+    caret, never data) are kept."""
+    target = re.search(r" to (\w+) when casting from source column (\w+)", text)
+    code = re.search(r"\nLINE \d+: (.*)", text)
+    what = f" to {target[1]} from column '{target[2]}'" if target else ""
+    at = f" at: {code[1].strip()}" if code else ""
+    return (f"Conversion error: a value could not be cast{what}{at} "
+            "(the value itself is withheld: it may be landing data)")
 
 
 def diagnose_csv(landing: Landing) -> str | None:
@@ -342,8 +375,10 @@ def diagnose_csv(landing: Landing) -> str | None:
     with duckdb.connect() as con:
         for f in landing.files:
             try:
+                # The dialect is given whole: DuckDB's sniffer would fail on a broken file before
+                # saying where it breaks, or count its lines wrong.
                 con.read_csv(f, header=True, columns=columns, delimiter=",", quotechar='"', escapechar='"',
-                             encoding="utf-8", store_rejects=True).fetchall()
+                             encoding="utf-8", store_rejects=True, auto_detect=False).fetchall()
                 rows = con.execute(
                     "SELECT line, column_name, error_type FROM reject_errors ORDER BY line LIMIT 3"
                 ).fetchall()
@@ -353,12 +388,69 @@ def diagnose_csv(landing: Landing) -> str | None:
                 problem = next((p for key, p in _CSV_PROBLEMS.items() if key in text), "not readable as CSV")
                 return f"{_where(landing)}: {f}:" + (f" line {line[1]}:" if line else "") + f" {problem}"
             if rows:
-                where = "; ".join(f"line {line}: {kind.lower()}" + (f" (column '{col}')" if col else "")
+                where = "; ".join(f"line {line}: {_CSV_REJECTS.get(kind, kind.lower())}" + (f" (column '{col}')" if col else "")
                                   for line, col, kind in rows)
                 return f"{_where(landing)}: {f}: {where}"
     return None
 
 
+def diagnose_json(landing: Landing) -> str | None:
+    """Where a JSON lines file breaks the format (line and kind of problem, never the line
+    itself), read again line by line: DuckDB's message quotes the line, and it counts the lines
+    of malformed JSON one too many."""
+    import json
+
+    if landing.contract.server_format != "json":
+        return None
+    columns = {c.name for c in landing.contract.columns}
+    for f in landing.files:
+        with open(f, "rb") as lines:
+            for number, raw in enumerate(lines, 1):
+                try:
+                    text = raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    problem = f"not UTF-8 text ({exc.reason}); export it as UTF-8"
+                else:
+                    if not text.strip():
+                        continue
+                    try:
+                        value = json.loads(text.rstrip("\r\n"), object_pairs_hook=_Pairs)
+                    except json.JSONDecodeError as exc:  # its msg is fixed text, never the document
+                        at = "" if exc.msg.endswith(" at") else " at"
+                        problem = f"not valid JSON ({exc.msg}{at} column {exc.colno})"
+                    else:
+                        if not isinstance(value, _Pairs):
+                            problem = f"not a JSON object but {_JSON_KINDS.get(type(value), 'a value')}"
+                        elif (twice := _twice([k for k, _ in value], columns)) is not None:
+                            problem = f"{twice} appears twice in one object"  # DuckDB refuses it
+                        else:
+                            continue
+                return f"{_where(landing)}: {f}: line {number}: {problem}"
+    return None
+
+
+class _Pairs(list):
+    """A JSON object as its (key, value) pairs, a key written twice kept twice."""
+
+
+def _twice(keys: list[str], columns: set[str]) -> str | None:
+    """The key that appears twice, named when it is a contract column (other keys may be data)."""
+    from collections import Counter
+
+    dupes = sorted(k for k, n in Counter(keys).items() if n > 1)
+    if not dupes:
+        return None
+    named = [k for k in dupes if k in columns]
+    return f"key '{named[0]}'" if named else "a key"
+
+
+_JSON_KINDS = {list: "an array", str: "a string", int: "a number", float: "a number", bool: "true or false",
+               type(None): "null"}
+_CSV_REJECTS = {  # DuckDB's names for what is wrong with a rejected line, said plainly
+    "UNQUOTED VALUE": "a quoted field is never closed, or text follows its closing quote",
+    "LINE SIZE OVER MAXIMUM": "a line is longer than DuckDB's 2,000,000-byte limit",
+    "INVALID ENCODING": "not UTF-8 text; export it as UTF-8",
+}
 _CSV_PROBLEMS = {
     "Maximum line size": "a line is longer than DuckDB's 2,000,000-byte limit",
     "Invalid unicode": "not UTF-8 text; export it as UTF-8",

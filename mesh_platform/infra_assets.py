@@ -14,8 +14,6 @@ in the UI within the hour; grants still waiting for a table's first publish are 
 metadata, not counted as drift.
 """
 
-from __future__ import annotations
-
 import logging
 from dataclasses import replace
 from pathlib import Path

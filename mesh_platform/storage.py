@@ -36,6 +36,7 @@ WAREHOUSE = "warehouse"
 # (time travel to them). Maintenance removes those that dropped out of the log.
 METADATA_VERSIONS_KEPT = 10
 TABLE_PROPERTIES = {"write.metadata.previous-versions-max": str(METADATA_VERSIONS_KEPT)}
+GLUE_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -284,6 +285,8 @@ class GlueCatalog(Catalog):
         if self._loaded is None or self._loaded[0] != key:
             props = {f"s3.{k}": v for k, v in aws.items()}
             props |= {f"glue.{k}": v for k, v in aws.items()}
+            # As boto3's default: a dead endpoint fails in seconds (pyiceberg's 10 take half a minute).
+            props["glue.max-retries"] = GLUE_ATTEMPTS
             self._loaded = (key, load_catalog("glue", type="glue", **props))
         return self._loaded[1]
 

@@ -43,6 +43,7 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+from mesh_platform.cloud import CloudError
 from mesh_platform.cloud.infra import Change
 from mesh_platform.contracts import Contract, ContractError
 from mesh_platform.deployment import Settings, aws_settings
@@ -65,7 +66,7 @@ IAM_ALLOWED_PRINCIPALS = "IAM_ALLOWED_PRINCIPALS"
 
 
 # -- errors ------------------------------------------------------------------------------------
-class AwsError(RuntimeError):
+class AwsError(CloudError):
     """AWS could not be reached, or refused the call: one message naming the endpoint."""
 
     def __init__(self, endpoint: str, problem: str, doing: str = "", outcome: str = ""):

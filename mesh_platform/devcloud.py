@@ -30,7 +30,7 @@ from mesh_platform.deployment import Settings, deployment_file
 ENV = "prod"
 # Which cloud serves each server type of a contract.
 SERVER_CLOUDS = {"glue": "aws", "bigquery": "gcp", "azure": "azure"}
-UI_STOP_GRACE = 20.0
+UI_STOP_GRACE = 30.0
 
 
 def _say(message: str) -> None:

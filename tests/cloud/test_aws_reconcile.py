@@ -201,3 +201,31 @@ def test_masked_columns_are_not_a_lake_formation_denial_but_missing_ones_are(pro
                       "['country', 'customer_id', 'last_name', 'segment', 'signup_date', 'updated_at'] of table "
                       "customer-domain.profiles only, not on ['email', 'first_name'], which its contract grant "
                       "delivers in the clear")
+
+
+def test_select_listed_as_every_column_counts_as_select_on_the_table(prod, aws):
+    """AWS lists SELECT on a table as TableWithColumns with a ColumnWildcard: the same grant."""
+    from mesh_platform.cloud.aws import lake_formation_denial
+    from mesh_platform.places import table
+    from mesh_platform.registry import product_contract
+
+    provisioned(aws)
+    lf = aws.client("lakeformation")
+    federation = {"DataLakePrincipalIdentifier": principal("federation")}
+    lf.revoke_permissions(Principal=federation, Resource={"Table": {"DatabaseName": "customer-domain", "Name": "profiles"}},
+                          Permissions=["SELECT"])
+    lf.grant_permissions(Principal=federation, Permissions=["SELECT"], Resource={"TableWithColumns": {
+        "DatabaseName": "customer-domain", "Name": "profiles", "ColumnWildcard": {}}})
+    assert provisioner().plan() == []
+    profiles = table(product_contract("customer/profiles"), "prod", prod.home)
+    assert lake_formation_denial(profiles, "federation") is None
+
+    # Every column but two: what the contract grants (all in the clear) is not covered.
+    lf.revoke_permissions(Principal=federation, Permissions=["SELECT"], Resource={"TableWithColumns": {
+        "DatabaseName": "customer-domain", "Name": "profiles", "ColumnWildcard": {}}})
+    lf.grant_permissions(Principal=federation, Permissions=["SELECT"], Resource={"TableWithColumns": {
+        "DatabaseName": "customer-domain", "Name": "profiles", "ColumnWildcard": {"ExcludedColumnNames": ["email", "last_name"]}}})
+    assert "not on ['email', 'last_name']" in lake_formation_denial(profiles, "federation")
+    assert sorted(c.action for c in provisioner().plan()) == ["grant", "revoke"]
+    apply_aws()
+    assert grants(aws) == seed_grants()

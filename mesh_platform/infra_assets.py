@@ -14,13 +14,14 @@ in the UI within the hour; grants still waiting for a table's first publish are 
 metadata, not counted as drift.
 """
 
+import contextlib
 import logging
 from dataclasses import replace
 from pathlib import Path
 
 import dagster as dg
 
-from mesh_platform.cloud import infra
+from mesh_platform.cloud import CloudError, infra
 from mesh_platform.deployment import Settings
 from mesh_platform.resource import MeshResource
 
@@ -48,6 +49,16 @@ def _waiting(provisioner) -> list[str]:
     return waiting() if callable(waiting) else []
 
 
+@contextlib.contextmanager
+def _clear(cloud: str):
+    """A cloud that cannot be reached (the message names the endpoint) or a configuration error
+    (it names the file) fails the step with that message alone."""
+    try:
+        yield
+    except (CloudError, ValueError) as exc:
+        raise dg.Failure(description=f"{cloud}: {exc}") from None
+
+
 def infra_asset(cloud: str) -> dg.AssetsDefinition:
     @dg.asset(
         key=infra_key(cloud),
@@ -63,10 +74,11 @@ def infra_asset(cloud: str) -> dg.AssetsDefinition:
     )
     def _infra(context: dg.AssetExecutionContext, mesh: MeshResource) -> dg.MaterializeResult:
         settings = _settings(mesh)
-        changes = infra.apply(settings, [cloud], actor="platform")
-        for change in changes:
-            context.log.info(str(change))
-        waiting = _waiting(infra.provisioner(cloud, settings, infra.product_contracts()))
+        with _clear(cloud):
+            changes = infra.apply(settings, [cloud], actor="platform")
+            for change in changes:
+                context.log.info(str(change))
+            waiting = _waiting(infra.provisioner(cloud, settings, infra.product_contracts()))
         return dg.MaterializeResult(metadata={
             "changed": len(changes),
             "changes": dg.MetadataValue.json([str(c) for c in changes]),
@@ -88,9 +100,10 @@ def drift_check(cloud: str) -> dg.AssetChecksDefinition:
     )
     def _drift(mesh: MeshResource) -> dg.AssetCheckResult:
         settings = _settings(mesh)
-        provisioner = infra.provisioner(cloud, settings, infra.product_contracts())
-        changes = provisioner.plan()
-        waiting = _waiting(provisioner)
+        with _clear(cloud):
+            provisioner = infra.provisioner(cloud, settings, infra.product_contracts())
+            changes = provisioner.plan()
+            waiting = _waiting(provisioner)
         return dg.AssetCheckResult(
             passed=not changes,
             severity=dg.AssetCheckSeverity.ERROR,

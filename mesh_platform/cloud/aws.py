@@ -425,6 +425,7 @@ class AwsProvisioner:
         return want
 
     def _diff(self) -> tuple[list[_Op], list[str]]:
+        want = self._desired_permissions()  # configuration errors before any call
         glue, s3, lf = self._clients()
         who = {arn: name for name, arn in self.principals.items()}
         ops: list[_Op] = []
@@ -444,7 +445,6 @@ class AwsProvisioner:
             actual = _held(list_permissions(lf), lambda db, name: columns.get((db, name)))
         managed_dbs = {d.database for d in self.domains}
         managed_locations = {d.bucket_arn for d in self.domains}
-        want = self._desired_permissions()
         waiting = []
         have = {
             (h.principal, h.target): h

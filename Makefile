@@ -12,7 +12,7 @@ export MESH_HOME ?= $(CURDIR)/.mesh
 export DAGSTER_HOME ?= $(MESH_HOME)/dagster
 MESH := .venv/bin/mesh
 
-.PHONY: dev test bench setup emulators seed materialize status ui clean
+.PHONY: dev dev-cloud test bench setup emulators seed materialize status ui clean
 
 setup: .venv/.synced emulators
 
@@ -58,6 +58,11 @@ dev: setup
 	$(MESH) materialize --allow-volume-drop
 	$(MESH) status
 	$(MESH) ui --port $(PORT)
+
+# The prod environment on this machine: every cloud's local emulator, provisioned (mesh infra
+# apply), seeded, materialized and shown in the UI; Ctrl-C stops the UI and the emulators.
+dev-cloud: setup
+	.venv/bin/python -m mesh_platform.devcloud --customers $(CUSTOMERS) --port $(PORT)
 
 test: setup
 	.venv/bin/python -m pytest

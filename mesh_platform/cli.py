@@ -56,6 +56,13 @@ def main(argv: list[str] | None = None) -> int:
     grants = sub.add_parser("grants", help="who may read which product, as the catalog enforces it")
     grants.add_argument("what", nargs="?", choices=["list", "apply"], default="list",
                         help="list the grants (default), or apply every contract's grants to the catalog")
+    infra = sub.add_parser("infra", help="the prod environment's cloud resources, derived from the contracts and "
+                           "the deployment file: plan shows what differs, apply makes it so (MESH_ENV=prod)")
+    infra.add_argument("what", choices=["plan", "apply"])
+    infra.add_argument("--cloud", action="append", choices=["aws", "gcp", "azure"],
+                       help="only this cloud (repeatable; default: every cloud whose module is installed)")
+    infra.add_argument("--detailed-exitcode", action="store_true",
+                       help="plan: exit 2 when something would change, 0 when nothing would")
     sub.add_parser("status", help="show every product's published state and checks")
     ui = sub.add_parser("ui", help="start the Dagster UI on 127.0.0.1")
     ui.add_argument("--port", type=int, default=3000)
@@ -72,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         "check": _check,
         "audit": lambda: _audit(settings, args),
         "grants": lambda: _grants(settings, args.what),
+        "infra": lambda: _infra(settings, args.what, args.cloud, args.detailed_exitcode),
         "ui": lambda: _ui(args.port),
     }[args.command]()
 
@@ -162,6 +170,48 @@ def _grants(settings: Settings, what: str) -> int:
     for grant in store.all():
         print(grant.describe())
     return 0
+
+
+def _infra(settings: Settings, what: str, clouds: list[str] | None, detailed_exitcode: bool) -> int:
+    """Like `terraform plan|apply`: each change on a line of its own (+ create/grant, ~ update,
+    - revoke), then what waits (grants on tables not yet published)."""
+    from mesh_platform.cloud import infra
+
+    if settings.env != "prod":
+        print(f"mesh infra: cloud infrastructure exists in the prod environment only (MESH_ENV={settings.env}); "
+              "run it with MESH_ENV=prod", file=sys.stderr)
+        return 2
+    chosen = list(dict.fromkeys(clouds or infra.CLOUDS))
+    missing = [c for c in chosen if not infra.available(c)]
+    if clouds and missing:
+        print(f"mesh infra: no provisioner for {', '.join(missing)} yet (mesh_platform/cloud/<cloud>.py)", file=sys.stderr)
+        return 2
+    for cloud in missing:
+        print(f"{cloud}: skipped (mesh_platform/cloud/{cloud}.py is not installed yet)", file=sys.stderr)
+    chosen = [c for c in chosen if c not in missing]
+    try:
+        contracts = infra.product_contracts()
+        if what == "apply":
+            changes = infra.apply(settings, chosen)
+        else:
+            changes = infra.plan(settings, chosen)
+        for change in changes:
+            print(change)
+        waiting = [(c, w) for c in chosen for w in _waiting(infra.provisioner(c, settings, contracts))]
+    except (RuntimeError, ValueError, OSError) as exc:  # AwsError & co. name the endpoint; config errors the file
+        print(f"mesh infra {what}: {exc}", file=sys.stderr)
+        return 1
+    for cloud, item in waiting:
+        print(f"  {cloud}: waiting: {item}")
+    verb = "applied" if what == "apply" else "to change"
+    print(f"{len(changes)} {verb} on {', '.join(chosen) or 'no cloud'}" if changes
+          else f"nothing {'changed' if what == 'apply' else 'to change'} on {', '.join(chosen) or 'no cloud'}")
+    return 2 if what == "plan" and changes and detailed_exitcode else 0
+
+
+def _waiting(provisioner) -> list[str]:
+    waiting = getattr(provisioner, "waiting", None)
+    return waiting() if callable(waiting) else []
 
 
 def _tags(args) -> dict[str, str]:

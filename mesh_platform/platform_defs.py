@@ -1,5 +1,6 @@
 """What the platform runs for the whole mesh, from its own code location: table maintenance
-every day, and the monitor that fails runs whose worker died."""
+every day, the monitor that fails runs whose worker died, and in prod the clouds'
+infrastructure with its drift check (mesh_platform.infra_assets)."""
 
 from datetime import timedelta
 
@@ -42,11 +43,14 @@ def maintenance_job():
 
 
 def platform_definitions() -> dg.Definitions:
-    return dg.Definitions(
+    from mesh_platform.deployment import Settings
+    from mesh_platform.infra_assets import infra_definitions
+
+    return dg.Definitions.merge(infra_definitions(Settings.from_env().env), dg.Definitions(
         jobs=[maintenance_job],
         schedules=[dg.ScheduleDefinition(
             name="mesh_maintenance_daily", job=maintenance_job, cron_schedule=MAINTENANCE_SCHEDULE,
             execution_timezone="UTC", default_status=dg.DefaultScheduleStatus.RUNNING,
         )],
         sensors=[run_monitor],
-    )
+    ))

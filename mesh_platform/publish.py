@@ -24,6 +24,7 @@ import pyarrow as pa
 
 from mesh_platform import faults, sandbox, sources
 from mesh_platform.access import AccessDenied
+from mesh_platform.cloud import CloudError
 from mesh_platform.contracts import ALLOW_DROP_TAG, Contract
 from mesh_platform.engine import DuckDBEngine
 from mesh_platform.governance import apply_grants
@@ -53,7 +54,10 @@ def run_product(
     table, audit_log = mesh.table(contract), mesh.audit_log()
     timings = {}
     apply_grants(mesh.grants(), audit_log, mesh.consumer, contract)  # the contract is the authority on who reads, from the first publish
-    previous = table.current()
+    try:
+        previous = table.current()
+    except CloudError as exc:  # names the endpoint
+        raise dg.Failure(description=f"{label}: nothing published: {exc}") from None
     previous_rows = int(previous.summary.get("total-records", 0)) if previous and previous.snapshot_id else None
 
     try:
@@ -70,7 +74,7 @@ def run_product(
             metadata={"denied_read": str(exc), "reader": mesh.consumer, "run_id": run_id},
         ))
         raise dg.Failure(description=f"{label}: nothing published: {exc}") from None
-    except (sources.SourceError, LookupError) as exc:
+    except (sources.SourceError, LookupError, CloudError) as exc:
         raise dg.Failure(description=f"{label}: nothing published: {exc}") from None
 
     staged = table.new_data_file()
@@ -129,15 +133,18 @@ def run_product(
         )
 
     start = time.perf_counter()
-    snapshot = table.publish(
-        [staged],
-        properties=_table_properties(contract),
-        snapshot_properties={
-            "mesh.contract_version": contract.version,
-            "mesh.run_id": run_id,
-            **{f"mesh.upstream.{k}": str(v) for k, v in ctx.upstream_snapshots.items()},
-        },
-    )
+    try:
+        snapshot = table.publish(
+            [staged],
+            properties=_table_properties(contract),
+            snapshot_properties={
+                "mesh.contract_version": contract.version,
+                "mesh.run_id": run_id,
+                **{f"mesh.upstream.{k}": str(v) for k, v in ctx.upstream_snapshots.items()},
+            },
+        )
+    except CloudError as exc:  # names the endpoint, and what became of the publish
+        raise dg.Failure(description=f"{label}: {exc}") from None
     timings["publish_s"] = time.perf_counter() - start
     audit_log.append("publish", mesh.consumer, label, run_id=run_id, snapshot_id=str(snapshot.snapshot_id),
                      rows=rows, contract_version=contract.version)

@@ -36,6 +36,7 @@ WAREHOUSE = "warehouse"
 # (time travel to them). Maintenance removes those that dropped out of the log.
 METADATA_VERSIONS_KEPT = 10
 TABLE_PROPERTIES = {"write.metadata.previous-versions-max": str(METADATA_VERSIONS_KEPT)}
+GLUE_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -269,17 +270,62 @@ class GlueCatalog(Catalog):
     def __init__(self, home: Path | str, region: str):
         super().__init__(home)
         self.region = region
+        self._loaded: tuple | None = None
 
-    @functools.cached_property
+    @property
     def _catalog(self):
+        """The pyiceberg Glue catalog for the current standard settings (a new endpoint or new
+        credentials give a new one)."""
         from pyiceberg.catalog import load_catalog
 
         from mesh_platform.deployment import aws_settings
 
         aws = aws_settings(self.region)
-        props = {f"s3.{k}": v for k, v in aws.items()}
-        props |= {f"glue.{k}": v for k, v in aws.items()}
-        return load_catalog("glue", type="glue", **props)
+        key = tuple(sorted(aws.items()))
+        if self._loaded is None or self._loaded[0] != key:
+            props = {f"s3.{k}": v for k, v in aws.items()}
+            props |= {f"glue.{k}": v for k, v in aws.items()}
+            # As boto3's default: a dead endpoint fails in seconds (pyiceberg's 10 take half a minute).
+            props["glue.max-retries"] = GLUE_ATTEMPTS
+            self._loaded = (key, load_catalog("glue", type="glue", **props))
+        return self._loaded[1]
+
+    def publish(self, namespace: str, name: str, files: list[DataFile], properties: dict[str, str],
+                snapshot_properties: dict[str, str], location: str | None = None) -> Snapshot:
+        """As Catalog.publish; AWS unreachable or refusing gives one AwsError naming the endpoint
+        and what became of the publish."""
+        from mesh_platform.cloud.aws import AwsError, clear_errors
+
+        try:
+            with clear_errors(self.region, f"publishing {namespace}.{name}"):
+                return super().publish(namespace, name, files, properties, snapshot_properties, location)
+        except AwsError as exc:
+            if exc.outcome:
+                raise
+            uploaded = not any(f.path.exists() for f in files)  # _upload removes each local copy it sent
+            raise exc.with_outcome(
+                "the commit did not complete; the previous snapshot stays current unless Glue received it "
+                "before the connection failed (`mesh status` shows which)" if uploaded
+                else "nothing was published; the previous snapshot stays current"
+            ) from None
+
+    def current(self, namespace: str, name: str, snapshot_id: int | None = None) -> Snapshot | None:
+        from mesh_platform.cloud.aws import clear_errors
+
+        with clear_errors(self.region, f"reading {namespace}.{name}"):
+            return super().current(namespace, name, snapshot_id)
+
+    def load_table(self, namespace: str, name: str):
+        from mesh_platform.cloud.aws import clear_errors
+
+        with clear_errors(self.region, f"loading {namespace}.{name}"):
+            return super().load_table(namespace, name)
+
+    def tables(self) -> list[tuple[str, str]]:
+        from mesh_platform.cloud.aws import clear_errors
+
+        with clear_errors(self.region, "listing the Glue tables"):
+            return super().tables()
 
     def table_location(self, namespace: str, name: str) -> str:
         raise ValueError(f"{namespace}.{name}: a Glue table's location comes from its contract's server")
@@ -314,7 +360,17 @@ class GlueCatalog(Catalog):
         goes: no commit names it."""
         from pyarrow import fs
 
+        from mesh_platform.cloud.aws import AwsError, clear_errors
+
         s3, path = self.filesystem()
-        for f in files:
-            fs.copy_files(str(f.path), path(f.uri), destination_filesystem=s3)
-            f.path.unlink()
+        try:
+            with clear_errors(self.region, f"uploading {files[0].uri if files else 'nothing'}", service="s3"):
+                for f in files:
+                    fs.copy_files(str(f.path), path(f.uri), destination_filesystem=s3)
+                    f.path.unlink()
+        except AwsError as exc:
+            # No commit was attempted: no snapshot names these files. The local copies go; what
+            # reached S3 is an orphan that maintenance removes.
+            for f in files:
+                f.path.unlink(missing_ok=True)
+            raise exc.with_outcome("nothing was published; the previous snapshot stays current") from None

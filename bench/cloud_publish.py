@@ -1,0 +1,116 @@
+"""Publish time on the AWS emulator against local, for the issue note (a measurement, not a test).
+
+    .venv/bin/python -m bench.cloud_publish [--customers 1000000] [--locations customer,orders]
+
+Seeds the landing data once (`mesh seed --customers N`) into a temporary home, then materializes
+each location's products in the dev environment (Iceberg on local files: the commit registers the
+file DuckDB wrote) and in the prod environment on a moto server on loopback (the audited file is
+uploaded to S3, multipart, and committed to Glue), each as a real Dagster run on the same landing
+data. Prints each product's `publish_s` (the publish step alone: upload and commit), its compute
+and audit times, the rows and the data file's size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _materialize(location: str) -> dict[str, dict]:
+    import dagster as dg
+
+    from mesh_platform.workspace import locations
+
+    loc = locations()[location]
+    with dg.instance_for_test() as instance:
+        began = time.perf_counter()
+        result = loc.definitions().resolve_job_def(loc.job_name).execute_in_process(instance=instance, raise_on_error=False)
+        wall = time.perf_counter() - began
+        if not result.success:
+            failures = [e.step_failure_data.error.message for e in result.all_events if e.is_step_failure]
+            raise SystemExit(f"{location}: the run failed:\n" + "\n".join(failures))
+        out = {}
+        for event in result.get_asset_materialization_events():
+            meta = {k: v.value for k, v in event.materialization.metadata.items()}
+            out[event.asset_key.to_user_string()] = {**meta, "run_s": wall}
+        return out
+
+
+def _file_mb(key: str, env: str, home: Path) -> float:
+    from mesh_platform.places import table
+    from mesh_platform.registry import product_contract
+
+    t = table(product_contract(key), env, home)
+    fs, to_path = t.catalog.filesystem()
+    return sum(fs.get_file_info(to_path(f)).size for f in t.current().files) / 1e6
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.cloud_publish", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--customers", type=int, default=1_000_000)
+    parser.add_argument("--locations", default="customer,orders")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary home")
+    args = parser.parse_args(argv)
+    locations = [x for x in args.locations.split(",") if x]
+
+    from mesh_platform.emulators import MotoServer
+
+    base = Path(tempfile.mkdtemp(prefix="mesh-cloud-bench-"))
+    landing = base / "landing"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MESH_", "AWS_"))}
+    try:
+        print(f"seeding {args.customers:,} customers into {landing}", flush=True)
+        began = time.perf_counter()
+        subprocess.run([str(Path(sys.executable).with_name("mesh")), "seed", "--customers", str(args.customers)],
+                       env={**env, "MESH_HOME": str(base), "MESH_LANDING": str(landing)}, check=True,
+                       stdout=subprocess.DEVNULL)
+        print(f"  seeded in {time.perf_counter() - began:.1f} s", flush=True)
+        os.environ.update({"MESH_LANDING": str(landing)})
+        results: dict[str, dict[str, dict]] = {}
+
+        os.environ.update({"MESH_ENV": "dev", "MESH_HOME": str(base / "dev")})
+        for location in locations:
+            print(f"local: materializing {location} ...", flush=True)
+            for key, meta in _materialize(location).items():
+                results.setdefault(key, {})["local"] = {**meta, "mb": _file_mb(key, "dev", base / "dev")}
+
+        with MotoServer(state_dir=base / "moto") as moto:
+            os.environ.update(moto.env())
+            os.environ.update({"MESH_ENV": "prod", "MESH_HOME": str(base / "prod")})
+            from mesh_platform.cloud import infra
+            from mesh_platform.deployment import Settings
+
+            infra.apply(Settings.from_env(), ["aws"])
+            for location in locations:
+                print(f"emulator: materializing {location} ...", flush=True)
+                for key, meta in _materialize(location).items():
+                    results.setdefault(key, {})["emulator"] = {**meta, "mb": _file_mb(key, "prod", base / "prod")}
+
+        print(f"\npublish at {args.customers:,} customers (s; publish = upload + commit; moto on loopback)")
+        header = f"{'product':<22}{'rows':>11}{'file MB':>9}  {'where':<9}{'compute':>9}{'audit':>8}{'publish':>9}{'run':>8}"
+        print(header)
+        for key, by_where in results.items():
+            for where in ("local", "emulator"):
+                m = by_where.get(where)
+                if m is None:
+                    continue
+                print(f"{key:<22}{m['dagster/row_count']:>11,}{m['mb']:>9.1f}  {where:<9}{m['compute_s']:>9.2f}"
+                      f"{m['audit_s']:>8.2f}{m['publish_s']:>9.2f}{m['run_s']:>8.1f}")
+        return 0
+    finally:
+        if args.keep:
+            print(f"kept {base}")
+        else:
+            shutil.rmtree(base, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

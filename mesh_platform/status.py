@@ -34,7 +34,8 @@ def product_status(settings: Settings, instance: dg.DagsterInstance) -> list[Pro
             out.append(ProductStatus(loc.name, "?", "?", "?", None, None, f"load error: {exc}"))
             continue
         for contract in contracts.values():
-            snap = table(contract, settings.env, settings.home).current()
+            in_bigquery = contract.server(settings.env).type == "bigquery"  # a view: no snapshot to show
+            snap = None if in_bigquery else table(contract, settings.env, settings.home).current()
             published = snap is not None and snap.snapshot_id is not None
             out.append(ProductStatus(
                 domain=contract.domain,

@@ -56,6 +56,7 @@ DEFAULT_ROUTINE = "{name}_contract"
 DEFAULT_PORT_DATASET = "{domain}_domain"
 PLATFORM_TEAM = "platform-team"
 EMULATOR_RETRY_SECONDS = 5.0  # a local emulator that does not answer is down, not busy
+UPLOAD_SECONDS = 600.0  # one Parquet upload of a load job
 # Access entries the platform manages: principals' READER/WRITER entries and authorized views.
 # OWNER entries and special groups (projectOwners, ...) are the project's, left alone.
 _PRINCIPAL_KINDS = ("userByEmail", "groupByEmail", "domain", "iamMember")
@@ -275,7 +276,7 @@ class BigQuery:
         config.parquet_options = options
         with self._call(f"loading BigQuery table {ref}"), open(path, "rb") as f:
             try:
-                job = self.client.load_table_from_file(f, ref, job_config=config, timeout=self.resource.retry_seconds)
+                job = self.client.load_table_from_file(f, ref, job_config=config, timeout=UPLOAD_SECONDS)
                 job.result(retry=self.retry, timeout=max(self.resource.retry_seconds, 600))
             except (gexc.BadRequest, gexc.NotFound, gexc.Forbidden) as exc:
                 raise GcpError(f"loading BigQuery table {ref}: {_message(exc)}") from None
@@ -400,9 +401,10 @@ class GcpProvisioner:
     labels: the deployment's, `federation: "true"` and the contract's tags; access: the building
     location's principal and each reader the contract grants); for each of their inputs, the port
     dataset of the input's domain (labels: the deployment's, `domain`, `output_port: "true"`, the
-    tags; access: the platform's principal, readers of the product the deployment maps, and the
-    view authorized to read it). The routine and the view are not infrastructure: the product's
-    runs write them, after their audit.
+    tags; access: the principal of the location that loads it, and the view authorized to read
+    it: dataset access would cover every port of the domain, and the domain's own readers read its
+    products where they live). The routine and the view are not infrastructure: the product's runs
+    write them, after their audit.
     """
 
     cloud = "gcp"
@@ -429,9 +431,9 @@ class GcpProvisioner:
             place = view_place(product, env)
             spec = dataset(place.project, place.dataset, {"federation": "true", **_tag_labels(product)})
             builder = product.domain  # the code location that builds it writes the routine and the view
-            spec.access[self._principal(builder, product, required=True)] = f"{builder} builds {product.key}"
+            spec.access[self._principal(builder, product)] = f"{builder} builds {product.key}"
             for reader in product.readers:
-                spec.access[self._principal(reader, product, required=True)] = f"{reader} reads {product.key}"
+                spec.access[self._principal(reader, product)] = f"{reader} reads {product.key}"
             for key in inputs.get(product.key, ()):
                 source = by_key.get(key)
                 if source is None:
@@ -439,20 +441,16 @@ class GcpProvisioner:
                 domain = source.domain
                 port = dataset(place.project, port_dataset(domain, env),
                                {"domain": label_value(domain), "output_port": "true", **_tag_labels(source)})
-                port.access[self._principal(builder, product, required=True)] = f"{builder} loads {key}'s port"
-                for reader in source.readers:
-                    principal = self._principal(reader, source, required=False)
-                    if principal is not None:
-                        port.access.setdefault(principal, f"{reader} reads {key}")
+                # Only the loader and the views: dataset access covers every table of the domain's
+                # ports, and the domain's own readers read its products where they live.
+                port.access[self._principal(builder, product)] = f"{builder} loads {key}'s port"
                 port.access[Access(None, "view", place.view_ref)] = f"{product.key} reads {key}"
         return out
 
-    def _principal(self, reader: str, contract: Contract, required: bool) -> Access | None:
+    def _principal(self, reader: str, contract: Contract) -> Access:
         principals = self.gcp.get("principals") or {}
         found = principals.get(reader)
         if found is None:
-            if not required:
-                return None  # a reader of a port's product that reads it where it lives
             raise GcpError(
                 f"{contract.path}: roles: '{reader}' must read {contract.key} in BigQuery, but "
                 f"deployments/{self.settings.env}.yaml gcp.principals has no entry for it "
@@ -638,8 +636,10 @@ def load_port(context: dg.AssetExecutionContext, key: str, mesh: MeshResource, r
     snapshot = granted.snapshot
     snapshot_id, rows = str(snapshot.snapshot_id), int(snapshot.summary.get("total-records", 0))
     hidden = granted.grant
+    # All NULLABLE: the producer's schema check proved its required columns; a load into REQUIRED
+    # columns would only add a way to fail on the file's declared nullability.
     columns = [
-        (c.name, "VARCHAR" if hidden and c.name in hidden.mask else c.physical_type, c.required)
+        (c.name, "VARCHAR" if hidden and c.name in hidden.mask else c.physical_type, False)
         for c in contract.columns if not (hidden and c.name in hidden.exclude)
     ]
     try:
@@ -770,7 +770,7 @@ def run_view_product(context: dg.AssetExecutionContext, contract: Contract, spec
     except (GcpError, bqsql.BigQuerySqlError) as exc:
         raise dg.Failure(description=f"{label}: nothing published: {exc}") from None
 
-    resource = bigquery_resource()
+    resource, stage = bigquery_resource(), "nothing published"
     try:
         with connect(resource) as bq:
             bq.require_dataset(place.project, place.dataset, gcp_deployment(env).get("location"))
@@ -825,6 +825,7 @@ def run_view_product(context: dg.AssetExecutionContext, contract: Contract, spec
                 )
 
             start = time.perf_counter()
+            stage = "the checks passed, but publishing failed"
             body = f"CREATE OR REPLACE VIEW `{place.view_ref}` AS\n{candidate}"
             changed = bq.put_procedure(place.routine_ref, body)
             bq.run(f"CALL `{place.routine_ref}`()", f"{label}: calling the routine {place.routine_ref}")
@@ -843,7 +844,7 @@ def run_view_product(context: dg.AssetExecutionContext, contract: Contract, spec
             bq.update_table(view, ["labels", "description"])
             timings["publish_s"] = time.perf_counter() - start
     except GcpError as exc:
-        raise dg.Failure(description=f"{label}: nothing published: {exc}") from None
+        raise dg.Failure(description=f"{label}: {stage}: {exc}") from None
 
     upstream = {k: str(v) for k, v in held.items()}
     audit_log.append("publish", mesh.consumer, label, run_id=run_id, rows=rows, contract_version=contract.version,

@@ -80,6 +80,13 @@ def aws_settings(region: str) -> dict[str, str]:
     return out
 
 
+def gcp_settings() -> dict[str, str | None]:
+    """The standard Google setting the platform must know of (the BigQuery SDK reads it itself):
+    BIGQUERY_EMULATOR_HOST, a BigQuery emulator's endpoint, where anonymous credentials replace
+    application default credentials."""
+    return {"emulator_host": os.environ.get("BIGQUERY_EMULATOR_HOST") or None}
+
+
 def resources(consumer: str, settings: Settings | None = None) -> dict:
     """The resources every code location gets; `consumer` is who reads other domains' products."""
     from mesh_platform.engine import DuckDBEngine

@@ -66,9 +66,15 @@ def location_definitions(folder: Path | str, name: str | None = None) -> dg.Defi
     warnings = policies.enforce(list(contracts.values()))
 
     assets = [
-        product_asset(contracts[n], functions[n][0], sources, [str(w) for w in warnings if w.path == str(contracts[n].path)])
+        product_asset(contracts[n], functions[n][0], sources, [str(w) for w in warnings if w.path == str(contracts[n].path)],
+                      settings.env)
         for n in sorted(contracts)
     ]
+    # Platform-owned copies of the inputs of products that live in BigQuery (prod customer_360).
+    from mesh_platform.cloud.gcp import location_resources, port_assets
+
+    ports = port_assets(name, contracts, {n: f[0] for n, f in functions.items()}, settings.env)
+    assets += ports
     job = dg.define_asset_job(f"{name}_products", selection=dg.AssetSelection.assets(*assets))
     automated = [a for a in assets if a.automation_conditions_by_key.get(a.key)]
     scheduled = [a for a in assets if a not in automated]
@@ -97,7 +103,7 @@ def location_definitions(folder: Path | str, name: str | None = None) -> dg.Defi
         jobs=jobs,
         schedules=schedules,
         sensors=sensors,
-        resources=deployment.resources(consumer=name, settings=settings),
+        resources={**deployment.resources(consumer=name, settings=settings), **location_resources(ports, settings)},
         executor=EXECUTOR,
     )
 

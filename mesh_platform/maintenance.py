@@ -104,6 +104,8 @@ def maintain_all(home: Path, env: str, contracts: list, **options) -> Maintenanc
     report = maintain(local_catalog(str(home)), **options)
     remote: dict = {}
     for contract in contracts:
+        if contract.server(env).type == "bigquery":
+            continue  # a BigQuery view (prod customer_360) holds no files
         t = table(contract, env, home)
         if t.catalog.remote:
             remote.setdefault(t.catalog, []).append((t.namespace, t.name))

@@ -45,6 +45,10 @@ class Rules:
     policies: tuple[Policy, ...]
     pii_readers: tuple[str, ...]
     personal_name_parts: tuple[str, ...]
+    pii_exceptions: frozenset[tuple[str, str]] = frozenset()  # (reader, product) allowed personal data
+
+    def allows_pii(self, reader: str, product: str) -> bool:
+        return reader in self.pii_readers or (reader, product) in self.pii_exceptions
 
 
 @functools.cache
@@ -54,7 +58,12 @@ def rules() -> Rules:
     unknown = [p.id for p in policies if p.id not in _CHECKS]
     if unknown:
         raise ValueError(f"policies.yaml: policies without a check: {unknown}")
-    return Rules(policies, tuple(data["pii_readers"]), tuple(data["personal_name_parts"]))
+    exceptions = set()
+    for i, e in enumerate(data.get("pii_reader_exceptions") or []):
+        if not isinstance(e, dict) or not e.get("reader") or not e.get("products") or not str(e.get("reason") or "").strip():
+            raise ValueError(f"policies.yaml: pii_reader_exceptions[{i}]: a reader, its products and a reason are required")
+        exceptions |= {(e["reader"], p) for p in e["products"]}
+    return Rules(policies, tuple(data["pii_readers"]), tuple(data["personal_name_parts"]), frozenset(exceptions))
 
 
 def evaluate(contract: Contract, today: date | None = None) -> list[Violation]:
@@ -142,7 +151,7 @@ def _pii_readers(c: Contract, r: Rules):
         return
     for i, grant in enumerate(c.grants):
         clear = classified - set(grant.mask) - set(grant.exclude)
-        if clear and grant.reader not in r.pii_readers:
+        if clear and not r.allows_pii(grant.reader, c.key):
             yield f"roles[{i}]", (
                 f"'{grant.reader}' would read classified columns {sorted(clear)} in the clear; readers allowed "
                 f"personal data: {list(r.pii_readers)}; mask or exclude them for this reader"

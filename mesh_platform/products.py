@@ -56,9 +56,11 @@ def source_spec(contract: Contract) -> dg.AssetSpec:
 
 
 def product_asset(
-    contract: Contract, spec: ProductSpec, sources: dict[str, Contract], policy_warnings: list[str] = ()
+    contract: Contract, spec: ProductSpec, sources: dict[str, Contract], policy_warnings: list[str] = (),
+    env: str = "dev",
 ) -> dg.AssetsDefinition:
     key = product_key(contract)
+    in_bigquery = contract.server(env).type == "bigquery"  # a view in BigQuery (prod customer_360): cloud/gcp.py
     check_specs = [
         dg.AssetCheckSpec(
             SCHEMA_CHECK,
@@ -77,6 +79,10 @@ def product_asset(
             description=f"The row count falls by at most {contract.volume_max_drop:g}% against the published version.",
         ))
     inputs = [dg.AssetKey(i.split("/")) for i in spec.inputs]
+    if in_bigquery:  # the view reads its inputs' BigQuery output ports, so it follows them
+        from mesh_platform.cloud.gcp import port_key
+
+        inputs = [port_key(contract.domain, i, env) for i in spec.inputs]
     # A product built from other products follows them: it runs when any of them publishes,
     # and only once every one of them passed its blocking checks.
     automation = (
@@ -98,7 +104,7 @@ def product_asset(
             "Owner": contract.team,
             "DataProduct": contract.name,
         },
-        kinds=KINDS,
+        kinds={"bigquery"} if in_bigquery else KINDS,
         code_version=contract.version,
         metadata={
             "dagster/column_schema": table_schema(contract),
@@ -118,6 +124,11 @@ def product_asset(
         automation_condition=automation,
     )
     def _product(context: dg.AssetExecutionContext, mesh: MeshResource, duckdb: DuckDBEngine):
+        if contract.server(mesh.env).type == "bigquery":
+            from mesh_platform.cloud.gcp import run_view_product
+
+            yield from run_view_product(context, contract, spec, mesh)
+            return
         from mesh_platform.publish import run_product  # pyarrow and the engine: only when it runs
 
         yield from run_product(context, contract, spec, sources, mesh, duckdb)

@@ -32,11 +32,13 @@ def test_mesh_audit_lists_filters_and_detects_tampering(mesh_home, instance):
         assert result.success, step_failure_messages(result)
 
     listed = json.loads(mesh(mesh_home, "audit", "--json").stdout)
-    # Each domain product: grant to federation, publish; then the federation's three reads and its publish.
+    # Each domain product: grant to federation, publish; then customer_360's grant (to domain-team),
+    # the federation's three reads and its publish.
     assert [(e["action"], e["actor"], e["product"]) for e in listed] == [
         ("grant", "customer", "customer/profiles"), ("publish", "customer", "customer/profiles"),
         ("grant", "orders", "orders/history"), ("publish", "orders", "orders/history"),
         ("grant", "preferences", "preferences/settings"), ("publish", "preferences", "preferences/settings"),
+        ("grant", "federation", "federation/customer_360"),
         ("read", "federation", "customer/profiles"), ("read", "federation", "orders/history"),
         ("read", "federation", "preferences/settings"), ("publish", "federation", "federation/customer_360"),
     ]
@@ -49,10 +51,10 @@ def test_mesh_audit_lists_filters_and_detects_tampering(mesh_home, instance):
     # Someone hides that the federation read customer/profiles.
     log = mesh_home / "audit/log.jsonl"
     lines = log.read_text().splitlines(keepends=True)
-    log.write_text("".join(lines[:6] + lines[7:]))
+    log.write_text("".join(lines[:7] + lines[8:]))
     done = mesh(mesh_home, "audit", "verify")
     assert done.returncode == 1
-    assert "deleted" in done.stdout and "seq 7" in done.stdout
+    assert "deleted" in done.stdout and "seq 8" in done.stdout
 
 
 def test_a_changed_grant_is_applied_by_automation_without_a_publish(mesh_home, instance, tmp_path):

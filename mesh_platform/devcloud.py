@@ -5,8 +5,7 @@
    that point any tool at them, each on a line of its own (AWS_ENDPOINT_URL=..., ...).
 2. With MESH_ENV=prod against them, in a fresh home (MESH_HOME/dev-cloud: the emulators start
    empty, so does it): `mesh infra apply`, `mesh seed`, `mesh materialize` of every location whose
-   products' clouds have their module installed, `mesh status`, and `mesh infra apply` again (the
-   grants on the tables the first publish created).
+   products' clouds have their module installed, and `mesh status`.
 3. Opens the Dagster UI like `make dev` and keeps it up until Ctrl-C (or SIGTERM), which stops the
    UI and every emulator it started.
 
@@ -147,8 +146,6 @@ def main(argv: list[str] | None = None) -> int:
         if runnable:
             _run(["materialize", *runnable], env, mesh)
         _run(["status"], env, mesh)
-        if provisioned:
-            _run(["infra", "apply", *infra_args], env, mesh)  # grants on the tables published just now
 
         print("\n# The emulated clouds (again):", flush=True)
         for key, value in settings.items():

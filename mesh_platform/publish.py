@@ -24,8 +24,9 @@ import pyarrow as pa
 
 from mesh_platform import faults, sandbox, sources
 from mesh_platform.access import AccessDenied
-from mesh_platform.cloud import CloudError
+from mesh_platform.cloud import CloudError, infra
 from mesh_platform.contracts import ALLOW_DROP_TAG, Contract
+from mesh_platform.deployment import Settings
 from mesh_platform.engine import DuckDBEngine
 from mesh_platform.governance import apply_grants
 from mesh_platform.product_context import ProductContext, UsageError
@@ -145,6 +146,14 @@ def run_product(
         )
     except CloudError as exc:  # names the endpoint, and what became of the publish
         raise dg.Failure(description=f"{label}: {exc}") from None
+    if previous is None or previous.snapshot_id is None:  # the table is new: its readers' cloud grants
+        try:
+            granted = infra.grant_first_publish(Settings.from_env(), contract, mesh.consumer)
+        except (CloudError, ValueError) as exc:
+            context.log.warning(f"{label}: published; its readers' grants wait for `mesh infra apply`: {exc}")
+        else:
+            for change in granted:
+                context.log.info(f"{label}: {change}")
     timings["publish_s"] = time.perf_counter() - start
     audit_log.append("publish", mesh.consumer, label, run_id=run_id, snapshot_id=str(snapshot.snapshot_id),
                      rows=rows, contract_version=contract.version)

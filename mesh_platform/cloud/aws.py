@@ -372,6 +372,13 @@ class AwsProvisioner:
             self._diff()
         return list(self._last[1])
 
+    def table_grants(self, contract: Contract) -> list[Change]:
+        """The grants on `contract`'s table that the plan holds (those that waited for its first
+        publish); the rest of the plan is left to `mesh infra apply`."""
+        database = contract.server(self.settings.env).get("database")
+        on = (f" on table {database}.{contract.name}", f" on columns {database}.{contract.name}(")
+        return [c for c in self.plan() if c.action == "grant" and any(o in c.resource for o in on)]
+
     def apply(self, changes: list[Change]) -> None:
         if not changes:
             return

@@ -81,20 +81,40 @@ def plan(settings: Settings, clouds: list[str] | tuple[str, ...] = CLOUDS) -> li
     return [c for cloud in clouds for c in provisioner(cloud, settings, contracts).plan()]
 
 
-def apply(settings: Settings, clouds: list[str] | tuple[str, ...] = CLOUDS, actor: str = "platform") -> list[Change]:
-    """Apply every cloud's plan; returns what was changed, each change in the audit log."""
+def grant_first_publish(settings: Settings, contract: Contract, actor: str) -> list[Change]:
+    """Right after a product's first publish on AWS: the Lake Formation grants its contract names
+    on the table, which could not exist before (readers need not wait for the next apply). The
+    table's creator holds every permission on it with the grant option, so this is within the
+    publishing team's own rights."""
+    if contract.server(settings.env).type != "glue":
+        return []
+    from mesh_platform.cloud.aws import AwsProvisioner
+
+    p = AwsProvisioner(settings, product_contracts())
+    changes = p.table_grants(contract)
+    p.apply(changes)
+    _audit(settings, "aws", changes, actor)
+    return changes
+
+
+def _audit(settings: Settings, cloud: str, changes: list[Change], actor: str) -> None:
     from mesh_platform.audit import AuditLog
 
-    contracts = product_contracts()
     audit = AuditLog(settings.home)
+    for change in changes:
+        action = "grant" if change.action == "grant" else "revoke" if change.action == "revoke" else "infra_change"
+        audit.append(action, actor, None, cloud=cloud, change=change.action, resource=change.resource,
+                     **{k: str(v) for k, v in change.detail.items()})
+
+
+def apply(settings: Settings, clouds: list[str] | tuple[str, ...] = CLOUDS, actor: str = "platform") -> list[Change]:
+    """Apply every cloud's plan; returns what was changed, each change in the audit log."""
+    contracts = product_contracts()
     done = []
     for cloud in clouds:
         p = provisioner(cloud, settings, contracts)
         changes = p.plan()
         p.apply(changes)
-        for change in changes:
-            action = "grant" if change.action == "grant" else "revoke" if change.action == "revoke" else "infra_change"
-            audit.append(action, actor, None, cloud=cloud, change=change.action, resource=change.resource,
-                         **{k: str(v) for k, v in change.detail.items()})
+        _audit(settings, cloud, changes, actor)
         done += changes
     return done

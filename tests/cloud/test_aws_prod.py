@@ -14,6 +14,7 @@ import dagster as dg
 import pytest
 from aws_helpers import (
     DATABASES, DOMAINS, PRODUCTS, TEAMS, apply_aws, clean_environ, grants, principal, provisioner, rows, seed_grants,
+    table_resource,
 )
 from conftest import materialize, step_failure_messages
 from landing import write_landing
@@ -114,19 +115,25 @@ def test_iceberg_tables_in_glue_and_their_files_in_s3(prod_mesh):
     assert not list((prod_mesh.home / "tmp" / "staging").glob("*")), "no local staging copy is left"
 
 
-def test_table_grants_wait_for_the_first_publish_then_apply_is_idempotent(prod_mesh):
-    def table_grants(changes):
-        return sorted(c.resource for c in changes if c.action == "grant" and " on table " in c.resource)
+def test_table_grants_are_made_by_the_first_publish_then_apply_is_idempotent(prod_mesh):
+    from mesh_platform.audit import AuditLog
 
-    assert table_grants(prod_mesh.first_apply) == []  # no table yet: waiting
-    assert table_grants(prod_mesh.second_apply) == [
+    table_grants = [
         f"lakeformation permissions of {principal('federation')} on table {DATABASES[d]}.{PRODUCTS[d].split('/')[1]}"
         for d in DOMAINS
     ]
-    assert [c.action for c in prod_mesh.second_apply] == ["grant"] * 3
+    assert [c for c in prod_mesh.first_apply if " on table " in c.resource] == []  # no table yet: waiting
+    # Each domain's first publish granted its table to the readers its contract names ...
+    made = {(e.actor, e.detail["resource"]) for e in AuditLog(prod_mesh.home).entries(action="grant")
+            if " on table " in e.detail.get("resource", "")}
+    assert made == {(d, grant) for d, grant in zip(DOMAINS, table_grants, strict=True)}
+    assert (principal("federation"), table_resource(DATABASES["orders"], "history"), frozenset({"SELECT", "DESCRIBE"})) \
+        in grants(prod_mesh.aws)
+    # ... so the apply after it had nothing left to do, and neither has the next.
+    assert prod_mesh.second_apply == []
     p = provisioner()
     assert p.plan() == [] and p.waiting() == []
-    assert apply_aws() == []  # a second apply changes nothing
+    assert apply_aws() == []
 
 
 def test_status_and_the_federations_read_in_prod(prod_mesh):

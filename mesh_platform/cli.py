@@ -242,10 +242,11 @@ def _maintain(settings: Settings, args) -> int:
 
 
 def _materialize(names: list[str], in_process: bool, tags: dict[str, str]) -> int:
-    """Each location's products as its own Dagster run, domains first, then the federated
-    products that read what they published: the order in which the UI's backfill of the whole
-    graph runs them. One run at a time: DuckDB already spreads one product over every core,
+    """Each location's products as its own Dagster run, each location after those whose
+    products it reads (domains first, the federation last; customer, whose insights read orders
+    and preferences, after them): the order in which the UI's backfill of the whole graph runs them. One run at a time: DuckDB already spreads one product over every core,
     and the machine's memory then holds one step's worth, not one per location."""
+    from mesh_platform.registry import location_order
     from mesh_platform.workspace import locations, materialize
 
     known = locations()
@@ -255,7 +256,7 @@ def _materialize(names: list[str], in_process: bool, tags: dict[str, str]) -> in
         print(f"unknown code locations {unknown}; known: {list(known)}", file=sys.stderr)
         return 2
     with _instance() as instance:
-        for name in sorted(names, key=lambda n: n == FEDERATION):
+        for name in location_order(names):
             print(f"  {name:<12} materializing ...", flush=True)
             start = time.perf_counter()
             result = materialize(name, instance, in_process, tags)

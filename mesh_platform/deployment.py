@@ -12,6 +12,8 @@ MESH_SOURCE_<DOMAIN>_<SOURCE>  point one source at another export of the same sh
               e.g. MESH_SOURCE_CUSTOMER_CRM_EXPORT=/data/crm/2026-11-25.csv.
 
 Cloud credentials and endpoints are not read here: each SDK reads its own standard settings.
+The exceptions are the settings some clients do not read themselves (see aws_settings and
+azure_settings).
 """
 
 from __future__ import annotations
@@ -85,6 +87,26 @@ def gcp_settings() -> dict[str, str | None]:
     BIGQUERY_EMULATOR_HOST, a BigQuery emulator's endpoint, where anonymous credentials replace
     application default credentials."""
     return {"emulator_host": os.environ.get("BIGQUERY_EMULATOR_HOST") or None}
+
+
+def azure_settings() -> dict[str, str]:
+    """Where the Azure clients connect, when not to Azure's public endpoints (the set ones only):
+
+    connection-string     AZURE_STORAGE_CONNECTION_STRING, the storage account's connection
+                          string (Azure's standard setting; Azurite's in tests). Without it the
+                          account a contract names is reached at https://<account>.blob.core.windows.net
+                          with DefaultAzureCredential (managed identity, workload identity, az login).
+    resource-manager-url  AZURE_RESOURCE_MANAGER_URL, the Azure Resource Manager endpoint (default
+                          https://management.azure.com; another cloud's, or a test's endpoint on
+                          loopback). The SDK's own cloud setting names only Azure's public,
+                          China and US Government clouds."""
+    env = os.environ
+    return {
+        name: env[key]
+        for key, name in (("AZURE_STORAGE_CONNECTION_STRING", "connection-string"),
+                          ("AZURE_RESOURCE_MANAGER_URL", "resource-manager-url"))
+        if env.get(key)
+    }
 
 
 def resources(consumer: str, settings: Settings | None = None) -> dict:

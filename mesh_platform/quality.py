@@ -211,7 +211,7 @@ def _great_expectations(con, contract: Contract, rules: list[QualityRule]) -> li
         detail = res.result or {}
         unexpected = detail.get("partial_unexpected_list") or []
         metadata = {
-            k: detail[k]
+            k: _plain_result(detail[k])
             for k in ("observed_value", "element_count", "unexpected_count", "unexpected_percent")
             if detail.get(k) is not None
         }
@@ -222,6 +222,19 @@ def _great_expectations(con, contract: Contract, rules: list[QualityRule]) -> li
             sample = _unexpected_rows(con, contract, rule.column, unexpected)
         outcomes.append(_expectation_outcome(rule, bool(res.success), metadata, sample))
     return outcomes
+
+
+def _plain_result(value):
+    """A GX result value as plain Python: an aggregate's observed value is a numpy scalar (a
+    column's mean is a numpy.float64, which Dagster's metadata cannot hold), or a list or dict
+    of them (quantiles)."""
+    if isinstance(value, dict):
+        return {str(k): _plain_result(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain_result(v) for v in value]
+    if type(value).__module__ == "numpy" and hasattr(value, "item"):
+        return value.item()
+    return value
 
 
 def _sql_outcome(con, contract: Contract, rule: QualityRule) -> Outcome:

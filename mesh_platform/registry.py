@@ -80,6 +80,23 @@ def workspace_entries(skip: str, unreadable: set[str] | None = None) -> dict[str
     return out
 
 
+def location_order(names: list[str]) -> list[str]:
+    """`names` ordered so that a location runs after every location whose products it reads
+    (otherwise in the order given): one run per location then reads freshly published inputs.
+    Locations that read each other's products (no such order) keep the order given."""
+    entries = workspace_entries(skip="")
+    location_of = {e.key: e.location for e in entries.values()}
+    needs = {
+        n: {location_of[i] for e in entries.values() if e.location == n for i in e.inputs if i in location_of} - {n}
+        for n in names
+    }
+    ordered: list[str] = []
+    while len(ordered) < len(names):
+        ready = [n for n in names if n not in ordered and not (needs[n] & (set(names) - set(ordered)))]
+        ordered.append(ready[0] if ready else next(n for n in names if n not in ordered))
+    return ordered
+
+
 def check_location(
     location: str, own: dict[str, Entry], others: dict[str, Entry], unreadable: set[str] = frozenset()
 ) -> None:

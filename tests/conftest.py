@@ -42,6 +42,14 @@ def materialize(location: str, instance: dg.DagsterInstance) -> dg.ExecuteInProc
     )
 
 
+def materialize_daily(location: str, instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
+    """A real run of the job the location's daily schedule runs: its products built from landing
+    data (products built from other products follow those by automation instead)."""
+    defs = locations()[location].definitions()
+    job = defs.resolve_schedule_def(f"{location}_daily").job_name
+    return defs.resolve_job_def(job).execute_in_process(instance=instance, raise_on_error=False)
+
+
 def step_failure_messages(result: dg.ExecuteInProcessResult) -> str:
     return "\n".join(
         e.step_failure_data.error.message for e in result.all_events if e.is_step_failure

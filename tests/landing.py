@@ -151,3 +151,37 @@ EXPECTED_360 = {
         },
     },
 }
+
+# customer/insights, worked out by hand. The reference date is the day of the latest order in
+# orders/history: O9, 2024-07-01 (C999's order is in orders/history too, but older).
+AS_OF = date(2024, 7, 1)
+EXPECTED_INSIGHTS = {
+    # Value 35.75 (bronze). Last order O9 on the reference date: 0 days, active. 6 orders over
+    # the 151 days from 2024-02-01 (4.96 months): 1.21 a month. Opted in, channel sms: contactable.
+    "C001": {
+        "email": "anna.lee@example.com", "country": "DE", "segment": "enterprise", "value_tier": "bronze",
+        "lifetime_value": Decimal("35.75"), "order_count": 6, "orders_per_month": Decimal("1.21"),
+        "first_order_at": ts("2024-02-01 10:00:00"), "last_order_at": ts("2024-07-01 10:00:00"),
+        "days_since_last_order": 0, "lifecycle_stage": "active", "preferred_channel": "sms",
+        "marketing_opt_in": True, "contactable": True, "as_of_date": AS_OF,
+    },
+    # Value 99.99 (bronze). Last order 2024-02-20: 132 days before (lapsing). 2 orders over the
+    # 137 days from 2024-02-15 (4.50 months): 0.44 a month. No preference events: not opted in.
+    "C002": {
+        "email": "ben.jones@example.com", "country": None, "segment": "smb", "value_tier": "bronze",
+        "lifetime_value": Decimal("99.99"), "order_count": 2, "orders_per_month": Decimal("0.44"),
+        "first_order_at": ts("2024-02-15 10:00:00"), "last_order_at": ts("2024-02-20 10:00:00"),
+        "days_since_last_order": 132, "lifecycle_stage": "lapsing", "preferred_channel": None,
+        "marketing_opt_in": False, "contactable": False, "as_of_date": AS_OF,
+    },
+    # Never ordered: a prospect with no value. Opted in (E8) with no channel set: by email.
+    "C003": {
+        "email": "cleo.park@example.com", "country": "FR", "segment": "consumer", "value_tier": "none",
+        "lifetime_value": Decimal("0.00"), "order_count": 0, "orders_per_month": Decimal("0.00"),
+        "first_order_at": None, "last_order_at": None,
+        "days_since_last_order": None, "lifecycle_stage": "prospect", "preferred_channel": None,
+        "marketing_opt_in": True, "contactable": True, "as_of_date": AS_OF,
+    },
+}
+# The mean of days_since_last_order over the customers who ordered: (0 + 132) / 2.
+MEAN_RECENCY = 66.0

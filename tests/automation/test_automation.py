@@ -10,13 +10,14 @@ latest materialization has a failed blocking check (the trap described in
 from __future__ import annotations
 
 import dagster as dg
-from conftest import materialize, step_failure_messages
+from conftest import materialize, materialize_daily, step_failure_messages
 from landing import CRM_CSV, write_landing
 
 from mesh_platform.workspace import locations
 
 CUSTOMER_360 = dg.AssetKey(["federation", "customer_360"])
 PROFILES = dg.AssetKey(["customer", "profiles"])
+INSIGHTS = dg.AssetKey(["customer", "insights"])
 
 
 def location_defs() -> dict[str, dg.Definitions]:
@@ -89,9 +90,11 @@ def test_each_location_runs_its_own_automation_sensor():
     for name in ("customer", "orders", "preferences", "federation"):
         sensor = automation_sensor(defs[name], name)
         assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
-        # Among products only customer_360 is automated (the domains run on their schedules);
-        # every location's grants follow its contracts.
-        expected = {dg.AssetKey([name, "governance", "grants"])} | ({CUSTOMER_360} if name == "federation" else set())
+        # Among products the ones built from products are automated (customer_360 and
+        # customer/insights; the rest run on their schedules); every location's grants follow
+        # its contracts.
+        automated = {"federation": {CUSTOMER_360}, "customer": {INSIGHTS}}.get(name, set())
+        expected = {dg.AssetKey([name, "governance", "grants"])} | automated
         assert sensor.asset_selection.resolve(graph) == expected, name
 
 
@@ -108,7 +111,7 @@ def test_customer_360_follows_published_upstreams_and_never_a_failed_blocking_ch
     # Nothing published yet: nothing to build from.
     assert tick() == (False, False)
 
-    for location in ("customer", "orders", "preferences"):
+    for location in ("orders", "preferences", "customer"):  # customer/insights reads the other two
         result = materialize(location, instance)
         assert result.success, step_failure_messages(result)
     assert tick() == (True, True)
@@ -159,3 +162,30 @@ def test_customer_360_follows_published_upstreams_and_never_a_failed_blocking_ch
     assert tick()[0] is True
     # Requested once: the next tick, with nothing new upstream, requests nothing.
     assert tick()[0] is False
+
+
+def test_customer_insights_follow_their_inputs_across_locations(mesh_home, instance):
+    """customer/insights is not on the customer location's daily schedule: it is built when
+    any of its inputs (profiles in its own location, history and settings in two others)
+    publishes, once all of them exist."""
+    ticks = Ticks(deployment(location_defs()), dg.AssetSelection.assets(INSIGHTS), instance)
+
+    def requested() -> bool:
+        result = ticks.tick()
+        return result.get_requested_partitions(INSIGHTS) == {None}
+
+    assert requested() is False
+    for location in ("orders", "customer"):  # customer's daily job: profiles only
+        result = materialize_daily(location, instance)
+        assert result.success, step_failure_messages(result)
+        assert requested() is False  # preferences/settings not published yet
+    result = materialize_daily("preferences", instance)
+    assert result.success, step_failure_messages(result)
+    assert requested() is True
+
+    result = materialize("customer", instance)  # what the sensor's run builds (and profiles again)
+    assert result.success, step_failure_messages(result)
+    assert requested() is False
+    result = materialize_daily("orders", instance)  # a new orders/history
+    assert result.success, step_failure_messages(result)
+    assert requested() is True

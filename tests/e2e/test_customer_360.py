@@ -1,27 +1,30 @@
-"""All four locations materialized on the hand-written landing set; customer_360 checked row
-by row against tests/landing.py's EXPECTED_360, worked out by hand."""
+"""All four locations materialized on the hand-written landing set; customer_360 and
+customer/insights checked row by row against tests/landing.py's EXPECTED_360 and
+EXPECTED_INSIGHTS, worked out by hand."""
 
 import dagster as dg
 import duckdb
 from conftest import materialize
-from landing import EXPECTED_360
+from landing import EXPECTED_360, EXPECTED_INSIGHTS, MEAN_RECENCY
 
 from mesh_platform.storage import Catalog
 
+# In dependency order (what `mesh materialize` runs): customer/insights reads orders and
+# preferences, customer_360 reads all three domains.
 PRODUCTS = {
-    "customer": "customer/profiles",
-    "orders": "orders/history",
-    "preferences": "preferences/settings",
-    "federation": "federation/customer_360",
+    "orders": ["orders/history"],
+    "preferences": ["preferences/settings"],
+    "customer": ["customer/profiles", "customer/insights"],
+    "federation": ["federation/customer_360"],
 }
 
 
 def test_full_materialization_builds_customer_360_row_by_row(mesh_home, instance):
-    for location, key in PRODUCTS.items():
+    for location, keys in PRODUCTS.items():
         result = materialize(location, instance)
         assert result.success, location
         published = [e.asset_key.to_user_string() for e in result.get_asset_materialization_events()]
-        assert published == [key]
+        assert published == keys
 
     catalog = Catalog(mesh_home)
     snapshot = catalog.current("federation", "customer_360")
@@ -50,6 +53,7 @@ def test_full_materialization_builds_customer_360_row_by_row(mesh_home, instance
     status = {(r.domain, r.product): r for r in product_status(Settings.from_env(), instance)}
     assert {k: (r.owner, r.contract_version, r.rows, r.checks) for k, r in status.items()} == {
         ("customer", "profiles"): ("team:customer-team", "1.0.0", 3, "5/5 passed"),
+        ("customer", "insights"): ("team:customer-analytics", "1.0.0", 3, "10/10 passed"),
         ("orders", "history"): ("team:orders-team", "1.0.0", 3, "5/5 passed"),  # C999: order, no CRM row
         ("preferences", "settings"): ("team:preferences-team", "1.0.0", 2, "3/3 passed"),
         ("federation", "customer_360"): ("team:platform-team", "1.0.0", 3, "2/2 passed"),
@@ -57,7 +61,7 @@ def test_full_materialization_builds_customer_360_row_by_row(mesh_home, instance
     assert status[("federation", "customer_360")].published_ms == snapshot.timestamp_ms
 
     # Every check of every product was evaluated and passed.
-    for key in PRODUCTS.values():
+    for key in [k for keys in PRODUCTS.values() for k in keys]:
         asset_key = dg.AssetKey(key.split("/"))
         checks = [
             spec.key
@@ -76,3 +80,26 @@ def _check_specs(location):
 
     defs = locations()[location].definitions()
     return [spec for a in defs.assets if isinstance(a, dg.AssetsDefinition) for spec in a.check_specs]
+
+
+def test_customer_insights_row_by_row_with_its_great_expectations_rule(mesh_home, instance):
+    results = {location: materialize(location, instance) for location in PRODUCTS}
+    assert all(r.success for r in results.values())
+
+    catalog = Catalog(mesh_home)
+    snapshot = catalog.current("customer", "insights")
+    rows = duckdb.read_parquet(list(snapshot.files)).to_arrow_table().to_pylist()
+    assert {r.pop("customer_id"): r for r in rows} == EXPECTED_INSIGHTS
+    assert snapshot.properties["mesh.owner"] == "team:customer-analytics"
+    assert snapshot.properties["mesh.pii_columns"] == "email"
+
+    checks = {e.check_name: e for e in results["customer"].get_asset_check_evaluations()
+              if e.asset_key == dg.AssetKey(["customer", "insights"])}
+    assert all(c.passed for c in checks.values()) and len(checks) == 11  # schema, 9 rules, volume
+    # The rule no SQL form covers (a column mean) ran in Great Expectations itself: its check
+    # carries GX's own result fields, the observed mean among them.
+    gx = checks["mean_recency_within_a_year"].metadata
+    assert set(gx) == {"observed_value"} and gx["observed_value"].value == MEAN_RECENCY
+    # A compiled rule on the same column ran in DuckDB: counts from SQL, no observed value.
+    sql = checks["recency_not_negative"].metadata
+    assert "observed_value" not in sql and sql["unexpected_count"].value == 0

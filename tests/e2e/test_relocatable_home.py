@@ -38,7 +38,7 @@ def files_under(home: Path) -> dict[str, float]:
 def test_a_copied_home_writes_only_itself(tmp_path):
     original = tmp_path / "original"
     write_landing(original / "landing")
-    mesh(original, "materialize", "customer", "--in-process")
+    mesh(original, "materialize", "customer", "orders", "preferences", "--in-process")  # insights reads all three
     before = files_under(original / "warehouse")
     old = emails(original)
 
@@ -68,7 +68,7 @@ def test_a_moved_home_keeps_working(tmp_path):
 def test_a_home_restored_from_a_backup_is_the_backed_up_state(tmp_path):
     home = tmp_path / "home"
     write_landing(home / "landing")
-    mesh(home, "materialize", "customer", "--in-process")
+    mesh(home, "materialize", "customer", "orders", "preferences", "--in-process")  # insights reads all three
     backed_up = emails(home)
     backup = tmp_path / "home.tar"
     with tarfile.open(backup, "w") as tar:

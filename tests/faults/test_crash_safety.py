@@ -42,6 +42,9 @@ MESH = str(Path(sys.executable).with_name("mesh"))
 SIGNALS = {"SIGINT": signal.SIGINT, "SIGTERM": signal.SIGTERM, "SIGKILL": signal.SIGKILL}
 ROUNDS_PER_PHASE = 4  # x 6 phases = 24 stops per signal
 AFTER_COMMIT = {"read-back", "event"}  # the catalog already names the new version there
+# A home's first run: the customer location's insights read orders and preferences. The runs
+# stopped below are the customer location's (profiles, then insights: profiles meets the point).
+MATERIALIZE_ALL = [MESH, "materialize", "orders", "preferences", "customer", "--in-process"]
 # Version B: every customer's email changes (and C002 gains a country); same customers, so the
 # volume check has nothing to say.
 VERSIONS = {
@@ -61,7 +64,7 @@ def clean_rows(tmp_path: Path) -> dict[str, list[tuple]]:
         home = tmp_path / f"clean-{name}"
         write_landing(home / "landing", crm_csv=csv)
         env = {**os.environ, "MESH_HOME": str(home), "DAGSTER_HOME": str(home / "dagster")}
-        subprocess.run([MESH, "materialize", "customer", "--in-process"], env=env, check=True, capture_output=True)
+        subprocess.run(MATERIALIZE_ALL, env=env, check=True, capture_output=True)
         expected[name] = rows(Catalog(home).current("customer", "profiles"))
     assert expected["A"] != expected["B"]
     return expected
@@ -77,7 +80,7 @@ class Worker:
         write_instance_config(home / "dagster")
         self.version = "A"
         write_landing(home / "landing", crm_csv=VERSIONS["A"])
-        subprocess.run([MESH, "materialize", "customer", "--in-process"], env=self.env, check=True, capture_output=True)
+        subprocess.run(MATERIALIZE_ALL, env=self.env, check=True, capture_output=True)
         self.counts: Counter = Counter()
 
     def stop_once(self, signame: str, phase: str, round_: int) -> None:
@@ -108,8 +111,9 @@ class Worker:
         assert rows(current) == self.expected[landed], f"{signame} at {phase}: not version {landed}"
 
         # The next run succeeds and publishes the landing data now in place: a real Dagster run of
-        # the location, in this worker's process (whose environment is this home's).
-        job = locations()["customer"].definitions().resolve_job_def("customer_products")
+        # the location's daily job (profiles), in this worker's process (whose environment is this home's).
+        defs = locations()["customer"].definitions()
+        job = defs.resolve_job_def(defs.resolve_schedule_def("customer_daily").job_name)
         with dg.DagsterInstance.from_config(str(self.home / "dagster")) as instance:
             result = job.execute_in_process(instance=instance, raise_on_error=False)
         assert result.success, f"{signame} at {phase}: the next run failed: {step_failure_messages(result)}"

@@ -65,8 +65,9 @@ def audit(home: Path, action: str, product: str | None = None) -> list:
 
 @pytest.fixture
 def mesh(mesh_home, instance):
-    """The three domains published, as the federation will read them."""
-    for location in ("customer", "orders", "preferences"):
+    """The three domains published, as the federation will read them (customer last: its
+    insights read orders and preferences)."""
+    for location in ("orders", "preferences", "customer"):
         result = materialize(location, instance)
         assert result.success, step_failure_messages(result)
     return mesh_home
@@ -231,8 +232,10 @@ def test_grants_follow_the_contract_without_republishing(mesh, instance, tmp_pat
     assert published(mesh).snapshot_id == snapshot
     reads = [e for e in audit(mesh, "read", PROFILES) if e.actor == "federation"]
     assert reads[-1].detail == {"snapshot_id": str(snapshot), "run_id": result.run_id, "masked": [], "excluded": []}
-    assert [e.action for e in AuditLog(mesh).entries(product=PROFILES)] == [
-        "grant", "publish", "revoke", "read_denied", "grant", "read",
+    # (The first read is the customer location's own: customer/insights is built from profiles.)
+    assert [(e.action, e.actor) for e in AuditLog(mesh).entries(product=PROFILES)] == [
+        ("grant", "customer"), ("publish", "customer"), ("read", "customer"), ("revoke", "customer"),
+        ("read_denied", "federation"), ("grant", "customer"), ("read", "federation"),
     ]
 
 

@@ -27,34 +27,43 @@ def mesh(home: Path, *args: str) -> subprocess.CompletedProcess:
 
 
 def test_mesh_audit_lists_filters_and_detects_tampering(mesh_home, instance):
-    for location in ("customer", "orders", "preferences", "federation"):
+    for location in ("orders", "preferences", "customer", "federation"):
         result = materialize(location, instance)
         assert result.success, step_failure_messages(result)
 
     listed = json.loads(mesh(mesh_home, "audit", "--json").stdout)
-    # Each domain product: grant to federation, publish; then customer_360's grant (to domain-team),
-    # the federation's three reads and its publish.
+    # Each product: its grants (one per reader), its publish; customer/insights and customer_360
+    # read their inputs first, customer_360 after its grant (to domain-team).
     assert [(e["action"], e["actor"], e["product"]) for e in listed] == [
+        ("grant", "orders", "orders/history"), ("grant", "orders", "orders/history"),
+        ("publish", "orders", "orders/history"),
+        ("grant", "preferences", "preferences/settings"), ("grant", "preferences", "preferences/settings"),
+        ("publish", "preferences", "preferences/settings"),
         ("grant", "customer", "customer/profiles"), ("publish", "customer", "customer/profiles"),
-        ("grant", "orders", "orders/history"), ("publish", "orders", "orders/history"),
-        ("grant", "preferences", "preferences/settings"), ("publish", "preferences", "preferences/settings"),
+        ("grant", "customer", "customer/insights"),
+        ("read", "customer", "customer/profiles"), ("read", "customer", "orders/history"),
+        ("read", "customer", "preferences/settings"), ("publish", "customer", "customer/insights"),
         ("grant", "federation", "federation/customer_360"),
         ("read", "federation", "customer/profiles"), ("read", "federation", "orders/history"),
         ("read", "federation", "preferences/settings"), ("publish", "federation", "federation/customer_360"),
     ]
+    assert [e["detail"]["reader"] for e in listed if e["action"] == "grant"] == [
+        "customer", "federation", "customer", "federation", "federation", "federation", "domain-team",
+    ]
     reads = json.loads(mesh(mesh_home, "audit", "--json", "--location", "federation", "--action", "read").stdout)
     snapshot = Catalog(mesh_home).current("customer", "profiles").snapshot_id
     assert reads[0]["detail"]["snapshot_id"] == str(snapshot)
-    assert len(json.loads(mesh(mesh_home, "audit", "--json", "--product", "orders/history").stdout)) == 3
+    assert len(json.loads(mesh(mesh_home, "audit", "--json", "--product", "orders/history").stdout)) == 5
     assert mesh(mesh_home, "audit", "verify").returncode == 0
 
-    # Someone hides that the federation read customer/profiles.
+    # Someone hides that the federation read customer/profiles (the 15th entry).
     log = mesh_home / "audit/log.jsonl"
     lines = log.read_text().splitlines(keepends=True)
-    log.write_text("".join(lines[:7] + lines[8:]))
+    assert json.loads(lines[14])["action"] == "read" and json.loads(lines[14])["actor"] == "federation"
+    log.write_text("".join(lines[:14] + lines[15:]))
     done = mesh(mesh_home, "audit", "verify")
     assert done.returncode == 1
-    assert "deleted" in done.stdout and "seq 8" in done.stdout
+    assert "deleted" in done.stdout and "seq 15" in done.stdout
 
 
 def test_a_changed_grant_is_applied_by_automation_without_a_publish(mesh_home, instance, tmp_path):

@@ -2,8 +2,9 @@
 published, the failure says which product and rule and shows a few offending rows (PII masked),
 and the previously published snapshot stays current, untouched.
 
-Every run here is a real Dagster run of the customer location on a test instance, over the
-hand-written landing set (tests/landing.py) or a copy of it with one row made bad.
+Every run here is a real Dagster run of the customer location's daily job (customer/profiles,
+built from the CRM export) on a test instance, over the hand-written landing set
+(tests/landing.py) or a copy of it with one row made bad.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
-from conftest import ROOT, error_chain, materialize, step_failure_messages
+from conftest import ROOT, error_chain, materialize_daily, step_failure_messages
 from landing import CRM_CSV, write_landing
 
 from mesh_platform.location import location_definitions
@@ -39,7 +40,7 @@ def rows(snapshot) -> list[dict]:
 
 def publish_good(home: Path, instance) -> tuple[int, list[dict]]:
     """One good publish of customer/profiles; returns its snapshot id and its rows."""
-    result = materialize("customer", instance)
+    result = materialize_daily("customer", instance)
     assert result.success, step_failure_messages(result)
     snapshot = Catalog(home).current("customer", "profiles")
     assert snapshot is not None and snapshot.snapshot_id is not None
@@ -64,7 +65,7 @@ def evaluations(result: dg.ExecuteInProcessResult) -> dict[str, dg.AssetCheckEva
 
 
 def test_successful_publish_records_its_snapshot_in_the_materialization(mesh_home, instance):
-    result = materialize("customer", instance)
+    result = materialize_daily("customer", instance)
     assert result.success, step_failure_messages(result)
 
     current = Catalog(mesh_home).current("customer", "profiles")
@@ -99,7 +100,7 @@ def test_contract_rule_violation_blocks_the_publish(mesh_home, instance):
         mesh_home / "landing",
         crm_csv=crm_with("C003,Cleo,Park,cleo.park@example.com,FR,vip,2024-03-05,2024-03-05 08:30:00"),
     )
-    result = materialize("customer", instance)
+    result = materialize_daily("customer", instance)
 
     assert not result.success
     message = step_failure_messages(result)
@@ -135,7 +136,7 @@ def test_missing_required_value_fails_the_schema_check(mesh_home, instance):
         mesh_home / "landing",
         crm_csv=crm_with("C003,Cleo,Park,cleo.park@example.com,FR,,2024-03-05,2024-03-05 08:30:00"),
     )
-    result = materialize("customer", instance)
+    result = materialize_daily("customer", instance)
 
     assert not result.success
     message = step_failure_messages(result)
@@ -201,7 +202,7 @@ def test_landing_value_of_the_wrong_type_fails_the_run(mesh_home, instance):
         mesh_home / "landing",
         crm_csv=crm_with("C003,Cleo,Park,cleo.park@example.com,FR,consumer,not-a-date,2024-03-05 08:30:00"),
     )
-    result = materialize("customer", instance)
+    result = materialize_daily("customer", instance)
 
     assert not result.success
     message = step_failure_messages(result)
@@ -223,7 +224,7 @@ def test_wrong_type_failure_does_not_expose_pii(mesh_home, instance):
         mesh_home / "landing",
         crm_csv=crm_with("C003,Cleo,Park,cleo.park@example.com,FR,consumer,not-a-date,2024-03-05 08:30:00"),
     )
-    result = materialize("customer", instance)
+    result = materialize_daily("customer", instance)
 
     assert not result.success
     recorded = error_chain(result)
@@ -240,7 +241,7 @@ def test_pii_is_masked_in_the_sample_of_a_failed_rule(mesh_home, instance):
         mesh_home / "landing",
         crm_csv=crm_with("C003,Cleo,Park, NOT AN EMAIL ,FR,consumer,2024-03-05,2024-03-05 08:30:00"),
     )
-    result = materialize("customer", instance)
+    result = materialize_daily("customer", instance)
 
     assert not result.success
     message = step_failure_messages(result)

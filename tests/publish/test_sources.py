@@ -2,7 +2,7 @@
 refused with an error naming the source and file when they do not fit."""
 
 import duckdb
-from conftest import materialize, step_failure_messages
+from conftest import materialize_daily, step_failure_messages
 from landing import CRM_CSV
 
 from mesh_platform.storage import Catalog
@@ -21,16 +21,16 @@ def test_a_source_can_point_at_another_export_of_the_same_shape(mesh_home, insta
         "C777,Zoe,Quinn, ZOE@EXAMPLE.COM,NL,smb,2025-01-01,2025-01-02 03:04:05\n"
     )
     monkeypatch.setenv("MESH_SOURCE_CUSTOMER_CRM_EXPORT", str(other))
-    assert materialize("customer", instance).success
+    assert materialize_daily("customer", instance).success
     assert _emails(mesh_home) == ["zoe@example.com"]
 
 
 def test_a_missing_column_names_the_file_and_nothing_is_published(mesh_home, instance):
-    assert materialize("customer", instance).success
+    assert materialize_daily("customer", instance).success
     before = _emails(mesh_home)
     crm = mesh_home / "landing" / "customer" / "crm_export.csv"
     crm.write_text(CRM_CSV.replace(",segment,", ",tier,", 1))
-    result = materialize("customer", instance)
+    result = materialize_daily("customer", instance)
     assert not result.success
     message = step_failure_messages(result)
     assert str(crm) in message and "crm_export.odcs.yaml" in message and "missing ['segment']" in message
@@ -40,7 +40,7 @@ def test_a_missing_column_names_the_file_and_nothing_is_published(mesh_home, ins
 def test_no_landing_file_names_the_source_and_the_path(mesh_home, instance):
     crm = mesh_home / "landing" / "customer" / "crm_export.csv"
     crm.unlink()
-    result = materialize("customer", instance)
+    result = materialize_daily("customer", instance)
     assert not result.success
     assert "source 'crm_export'" in step_failure_messages(result)
     assert f"no file matches {crm}" in step_failure_messages(result)

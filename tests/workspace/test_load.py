@@ -73,6 +73,11 @@ GRAPH = {
         "location": "customer", "owners": ["team:customer-team"], "group": "customer",
         "kinds": PRODUCT_KINDS, "deps": {"customer/landing/crm_export"},
     },
+    # The customer domain's second team; cross-location edges from orders and preferences.
+    "customer/insights": {
+        "location": "customer", "owners": ["team:customer-analytics"], "group": "customer",
+        "kinds": PRODUCT_KINDS, "deps": {"customer/profiles", "orders/history", "preferences/settings"},
+    },
     "orders/landing/orders": {
         "location": "orders", "owners": ["team:orders-team"], "group": "orders",
         "kinds": {"parquet"}, "deps": set(),
@@ -111,7 +116,10 @@ GRAPH = {
 # Keys each location's own asset graph holds: its assets, plus the other locations' products
 # it depends on (Dagster stubs them; the owning location defines them).
 LOCATION_GRAPH_KEYS = {
-    "customer": {"customer/landing/crm_export", "customer/profiles", "customer/governance/grants"},
+    "customer": {
+        "customer/landing/crm_export", "customer/profiles", "customer/insights", "customer/governance/grants",
+        "orders/history", "preferences/settings",
+    },
     "orders": {"orders/landing/orders", "orders/landing/order_lines", "orders/history", "orders/governance/grants"},
     "preferences": {"preferences/landing/preference_events", "preferences/settings", "preferences/governance/grants"},
     "federation": {
@@ -131,6 +139,12 @@ CHECKS = {
         "has_customers": True, "first_before_last": True, "volume": True,
     },
     "preferences/settings": {"schema": True, "channel_is_known": True, "has_customers": True, "volume": True},
+    "customer/insights": {
+        "schema": True, "has_customers": True, "one_row_per_profile": True, "one_reference_date": True,
+        "value_tier_is_known": True, "lifetime_value_matches_orders": True, "recency_not_negative": True,
+        "mean_recency_within_a_year": True, "lifecycle_stage_is_known": True,
+        "preferred_channel_is_known": True, "volume": True,
+    },
     "federation/customer_360": {"schema": True, "one_row_per_profile": True, "volume": True},
 }
 
@@ -139,6 +153,7 @@ FRESHNESS = {
     "customer/profiles": timedelta(hours=26),
     "orders/history": timedelta(hours=26),
     "preferences/settings": timedelta(hours=26),
+    "customer/insights": timedelta(hours=27),
     "federation/customer_360": timedelta(hours=27),
 }
 
@@ -209,23 +224,31 @@ def test_freshness_policies_come_from_the_contracts_latency(defs):
     assert actual == FRESHNESS
 
 
-def test_customer_360_is_automated_across_locations(defs):
-    spec = _spec(defs["federation"], "federation/customer_360")
+AUTOMATED = {  # product -> its location: built from other products, they follow them
+    "federation/customer_360": "federation",
+    "customer/insights": "customer",
+}
+
+
+@pytest.mark.parametrize("key", sorted(AUTOMATED))
+def test_products_built_from_products_are_automated_across_locations(defs, key):
+    location = AUTOMATED[key]
+    spec = _spec(defs[location], key)
     # Runs when an upstream product publishes, only once all upstream blocking checks passed.
     assert spec.automation_condition == (
         dg.AutomationCondition.eager() & dg.AutomationCondition.all_deps_blocking_checks_passed()
     )
-    for name, key in [("customer", "customer/profiles"), ("orders", "orders/history"),
-                      ("preferences", "preferences/settings")]:
-        assert _spec(defs[name], key).automation_condition is None, key
+    for name, product in [("customer", "customer/profiles"), ("orders", "orders/history"),
+                          ("preferences", "preferences/settings")]:
+        assert _spec(defs[name], product).automation_condition is None, product
 
-    sensor = defs["federation"].resolve_sensor_def("federation_automation")
+    sensor = defs[location].resolve_sensor_def(f"{location}_automation")
     assert isinstance(sensor, dg.AutomationConditionSensorDefinition)
     # The implicit default automation sensor starts STOPPED; this one must not.
     assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
-    graph = defs["federation"].resolve_asset_graph()
+    graph = defs[location].resolve_asset_graph()
     assert sensor.asset_selection.resolve(graph) == {
-        dg.AssetKey(["federation", "customer_360"]), dg.AssetKey(["federation", "governance", "grants"]),
+        dg.AssetKey.from_user_string(key), dg.AssetKey([location, "governance", "grants"]),
     }
 
 
@@ -247,29 +270,34 @@ def test_the_platform_maintains_every_table_daily(defs):
     assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
 
 
-PRODUCT_OF = {
-    "customer": "customer/profiles",
-    "orders": "orders/history",
-    "preferences": "preferences/settings",
-    "federation": "federation/customer_360",
+PRODUCTS_OF = {
+    "customer": {"customer/profiles", "customer/insights"},
+    "orders": {"orders/history"},
+    "preferences": {"preferences/settings"},
 }
+# What each domain's daily schedule runs: its products built from landing data.
+DAILY = {"customer": "customer_scheduled", "orders": "orders_products", "preferences": "preferences_products"}
 
 
 @pytest.mark.parametrize("name", DOMAINS)
 def test_job_and_daily_schedule(defs, name):
     d = defs[name]
-    assert sorted(j.name for j in d.jobs) == [f"{name}_products"]
-    assert sorted(s.name for s in d.schedules) == [f"{name}_daily"]
     graph = d.resolve_asset_graph()
-    job = next(j for j in d.jobs if j.name == f"{name}_products")
-    # The job runs the location's products, never the landing sources or another location's.
-    assert job.selection.resolve(graph) == {dg.AssetKey.from_user_string(PRODUCT_OF[name])}
+    jobs = {j.name: {k.to_user_string() for k in j.selection.resolve(graph)} for j in d.jobs}
+    # The location's job runs all its products, never the landing sources or another location's.
+    assert jobs[f"{name}_products"] == PRODUCTS_OF[name]
     d.resolve_job_def(f"{name}_products")  # resolves against the location's assets
+    if name == "customer":
+        # customer/insights follows its inputs by automation; the schedule keeps profiles daily.
+        assert jobs == {"customer_products": PRODUCTS_OF[name], "customer_scheduled": {"customer/profiles"}}
+    else:
+        assert list(jobs) == [f"{name}_products"]
 
+    assert sorted(s.name for s in d.schedules) == [f"{name}_daily"]
     schedule = d.resolve_schedule_def(f"{name}_daily")
     assert schedule.cron_schedule == "0 2 * * *"
     assert schedule.execution_timezone == "UTC"
-    assert schedule.job_name == f"{name}_products"
+    assert schedule.job_name == DAILY[name]
     assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
 
 
@@ -333,6 +361,25 @@ def test_profiles_metadata_from_its_contract(defs):
     assert spec.metadata["contract_status"] == "active"
     assert spec.description.startswith("Current customer records.")
     assert "One row per customer, the current state of the CRM record, cleaned." in spec.description
+
+
+def test_insights_metadata_from_its_contract(defs):
+    """The customer domain's second team owns customer/insights: owner, tags and readers come
+    from its own contract."""
+    spec = _spec(defs["customer"], "customer/insights")
+    assert spec.owners == ["team:customer-analytics"]
+    assert {k: v for k, v in spec.tags.items() if not k.startswith("dagster/")} == {
+        "Domain": "customer", "Owner": "customer-analytics", "DataProduct": "insights",
+        "customer": "", "analytics": "", "marketing": "", "pii": "",
+    }
+    columns = {c.name: c for c in spec.metadata["dagster/column_schema"].columns}
+    assert list(columns)[:5] == ["customer_id", "email", "country", "segment", "value_tier"]
+    assert dict(columns["email"].tags) == {"classification": "pii"}
+    assert columns["days_since_last_order"].constraints.nullable
+    assert not columns["as_of_date"].constraints.nullable
+    assert spec.metadata["readers"] == "federation"
+    assert spec.code_version == "1.0.0"
+    assert spec.description.startswith("Per-customer analytics for marketing and CRM.")
 
 
 def test_crm_export_source_is_described_by_its_source_contract(defs):

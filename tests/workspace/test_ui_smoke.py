@@ -26,6 +26,7 @@ ASSET_GRAPH_QUERY = """
     dependencyKeys { path }
     dependedByKeys { path }
     repository { location { name } }
+    owners { ... on TeamAssetOwner { team } }
   }
 }
 """
@@ -33,15 +34,20 @@ ASSET_GRAPH_QUERY = """
 # key -> (defining location, upstream keys, downstream keys), across the whole deployment.
 EXPECTED_GRAPH = {
     "customer/landing/crm_export": ("customer", set(), {"customer/profiles"}),
-    "customer/profiles": ("customer", {"customer/landing/crm_export"}, {"federation/customer_360"}),
+    "customer/profiles": (
+        "customer", {"customer/landing/crm_export"}, {"federation/customer_360", "customer/insights"},
+    ),
+    "customer/insights": ("customer", {"customer/profiles", "orders/history", "preferences/settings"}, set()),
     "orders/landing/orders": ("orders", set(), {"orders/history"}),
     "orders/landing/order_lines": ("orders", set(), {"orders/history"}),
     "orders/history": (
-        "orders", {"orders/landing/orders", "orders/landing/order_lines"}, {"federation/customer_360"},
+        "orders", {"orders/landing/orders", "orders/landing/order_lines"},
+        {"federation/customer_360", "customer/insights"},
     ),
     "preferences/landing/preference_events": ("preferences", set(), {"preferences/settings"}),
     "preferences/settings": (
-        "preferences", {"preferences/landing/preference_events"}, {"federation/customer_360"},
+        "preferences", {"preferences/landing/preference_events"},
+        {"federation/customer_360", "customer/insights"},
     ),
     "federation/customer_360": (
         "federation", {"customer/profiles", "orders/history", "preferences/settings"}, set(),
@@ -91,7 +97,12 @@ def test_global_asset_graph_joins_the_locations(dev):
         "customer/profiles", "orders/history", "preferences/settings",
     }
     for product in ("customer/profiles", "orders/history", "preferences/settings"):
-        assert graph[product][2] == {"federation/customer_360"}, product
+        assert "federation/customer_360" in graph[product][2], product
+    # customer/insights, from the customer domain's second team, reads across locations too.
+    assert graph["customer/insights"][1] == {"customer/profiles", "orders/history", "preferences/settings"}
+    owners = {"/".join(n["assetKey"]["path"]): [o.get("team") for o in n["owners"]] for n in nodes}
+    assert owners["customer/insights"] == ["customer-analytics"]
+    assert owners["customer/profiles"] == ["customer-team"]
     # And the whole graph: each key defined once, by its own location.
     assert graph == EXPECTED_GRAPH
 

@@ -274,6 +274,8 @@ def _failure(exc: duckdb.Error) -> str:
     kind = type(exc).__name__.removesuffix("Exception")
     if kind in ("Parser", "Binder", "Catalog"):
         return f"{kind}: {str(exc).strip().splitlines()[0]}"
+    if kind == "Permission":  # names only a path: the sandbox refused a file the rule may not read
+        return f"{str(exc).strip().splitlines()[0]} (a rule reads only the product's output)"
     return f"{kind} error (DuckDB's message is withheld: it may quote the data)"
 
 

@@ -154,7 +154,8 @@ def test_the_real_customer_location_still_loads():
     """The copies above are broken, the original is not (so the failures are the breakages)."""
     defs = location_definitions(CUSTOMER)
     assert {k.to_user_string() for k in defs.resolve_all_asset_keys()} == {
-        "customer/profiles", "customer/landing/crm_export", "customer/governance/grants",
+        "customer/profiles", "customer/insights", "customer/landing/crm_export", "customer/governance/grants",
+        "orders/history", "preferences/settings",  # insights' inputs, drawn from their own locations
     }
 
 

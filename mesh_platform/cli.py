@@ -182,13 +182,6 @@ def _infra(settings: Settings, what: str, clouds: list[str] | None, detailed_exi
               "run it with MESH_ENV=prod", file=sys.stderr)
         return 2
     chosen = list(dict.fromkeys(clouds or infra.CLOUDS))
-    missing = [c for c in chosen if not infra.available(c)]
-    if clouds and missing:
-        print(f"mesh infra: no provisioner for {', '.join(missing)} yet (mesh_platform/cloud/<cloud>.py)", file=sys.stderr)
-        return 2
-    for cloud in missing:
-        print(f"{cloud}: skipped (mesh_platform/cloud/{cloud}.py is not installed yet)", file=sys.stderr)
-    chosen = [c for c in chosen if c not in missing]
     try:
         contracts = infra.product_contracts()
         if what == "apply":

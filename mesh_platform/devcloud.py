@@ -9,9 +9,8 @@
 3. Opens the Dagster UI like `make dev` and keeps it up until Ctrl-C (or SIGTERM), which stops the
    UI and every emulator it started.
 
-A cloud whose module (mesh_platform/cloud/<cloud>.py) is not installed yet is started (its
-settings work for your own tools) but not provisioned, and the locations whose products live
-there are not materialized: it says so.
+A cloud whose emulator does not start (AWS excepted: every domain lives there) is left out: the
+locations whose products live there are not materialized, and it says so.
 """
 
 from __future__ import annotations
@@ -92,7 +91,6 @@ def main(argv: list[str] | None = None) -> int:
                         "emptied at start: the emulators start empty too)")
     args = parser.parse_args(argv)
 
-    from mesh_platform.cloud import infra
     from mesh_platform.emulators import EmulatorError
     from mesh_platform.emulators._process import _child_setup, stop_group
 
@@ -127,17 +125,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{key}={value}", flush=True)
         print(flush=True)
 
-        provisioned = [c for c in services if infra.available(c)]
-        for cloud in services:
-            if cloud not in provisioned:
-                _say(f"{cloud}: not provisioned (mesh_platform/cloud/{cloud}.py is not installed yet)")
+        provisioned = list(services)
         ready = set(provisioned) | {"local"}
         runnable, skipped = [], []
         for location, clouds in location_clouds().items():
             (runnable if clouds <= ready else skipped).append(location)
         for location in skipped:
             _say(f"{location}: not materialized (its products live on "
-                 f"{', '.join(sorted(location_clouds()[location] - ready))}, not provisioned here yet)")
+                 f"{', '.join(sorted(location_clouds()[location] - ready))}, whose emulator did not start)")
 
         infra_args = [a for c in provisioned for a in ("--cloud", c)]
         if provisioned:

@@ -15,7 +15,6 @@ metadata, not counted as drift.
 """
 
 import contextlib
-import logging
 from dataclasses import replace
 from pathlib import Path
 
@@ -31,8 +30,6 @@ DRIFT_JOB = "platform_infra_drift"
 DRIFT_SCHEDULE = "0 * * * *"  # hourly
 # Dagster kinds with an icon, per cloud.
 KINDS = {"aws": {"aws", "s3", "glue"}, "gcp": {"googlecloud", "bigquery"}, "azure": {"azure", "azure_data_lake_storage"}}
-
-log = logging.getLogger(__name__)
 
 
 def infra_key(cloud: str) -> dg.AssetKey:
@@ -121,15 +118,10 @@ def drift_check(cloud: str) -> dg.AssetChecksDefinition:
 
 
 def infra_definitions(env: str) -> dg.Definitions:
-    """The infrastructure assets of every cloud whose module is installed, in prod only."""
+    """The infrastructure assets of every cloud, in prod only."""
     if env != "prod":
         return dg.Definitions()
-    clouds = [c for c in infra.CLOUDS if infra.available(c)]
-    skipped = [c for c in infra.CLOUDS if c not in clouds]
-    if skipped:
-        log.info("platform infra: no asset for %s (module not installed yet)", ", ".join(skipped))
-    if not clouds:
-        return dg.Definitions()
+    clouds = infra.CLOUDS
     assets = [infra_asset(c) for c in clouds]
     checks = [drift_check(c) for c in clouds]
     job = dg.define_asset_job(
@@ -137,7 +129,6 @@ def infra_definitions(env: str) -> dg.Definitions:
         selection=dg.AssetSelection.checks(*checks),
         description=(
             f"The drift check of each cloud's infrastructure ({', '.join(clouds)})"
-            + (f"; not defined yet: {', '.join(skipped)} (module not installed)" if skipped else "")
         ),
     )
     schedule = dg.ScheduleDefinition(

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import dagster as dg
 
+from mesh_platform.cloud import CloudError
 from mesh_platform.deployment import Settings
 from mesh_platform.location import location_contracts
 from mesh_platform.products import SCHEMA_CHECK
@@ -37,7 +38,7 @@ def product_status(settings: Settings, instance: dg.DagsterInstance) -> list[Pro
             in_bigquery = contract.server(settings.env).type == "bigquery"  # a view: no snapshot to show
             try:
                 snap = None if in_bigquery else table(contract, settings.env, settings.home).current()
-            except (ValueError, ImportError) as exc:  # its place's cloud module is not installed (yet)
+            except (ValueError, CloudError) as exc:  # its place is not configured or reachable here
                 out.append(ProductStatus(contract.domain, contract.name, contract.owner, contract.version, None, None,
                                          f"not readable here: {exc}"))
                 continue

@@ -41,7 +41,7 @@ import functools
 import json
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from mesh_platform.cloud import CloudError
 from mesh_platform.cloud.infra import Change

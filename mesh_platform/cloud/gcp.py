@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING
 
 import dagster as dg
 
+from mesh_platform.cloud import CloudError
 from mesh_platform.cloud.infra import Change
 from mesh_platform.contracts import ALLOW_DROP_TAG, Contract
 from mesh_platform.deployment import Settings, deployment_file, gcp_settings
@@ -63,7 +64,7 @@ _PRINCIPAL_KINDS = ("userByEmail", "groupByEmail", "domain", "iamMember")
 _LABEL = re.compile(r"[^a-z0-9_-]")
 
 
-class GcpError(RuntimeError):
+class GcpError(CloudError):
     """A BigQuery resource is missing, misconfigured or unreachable; the message names it."""
 
 

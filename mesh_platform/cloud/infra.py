@@ -19,15 +19,6 @@ from mesh_platform.deployment import Settings
 CLOUDS = ("aws", "gcp", "azure")
 
 
-def available(cloud: str) -> bool:
-    """Whether `cloud`'s module (mesh_platform/cloud/<cloud>.py) is installed. Clouds arrive one
-    module at a time: where every cloud is meant, a missing one is skipped (and said so), not an
-    error."""
-    import importlib.util
-
-    return cloud in CLOUDS and importlib.util.find_spec(f"mesh_platform.cloud.{cloud}") is not None
-
-
 @dataclass(frozen=True)
 class Change:
     cloud: str  # aws | gcp | azure

@@ -15,13 +15,14 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
-from azure_support import arm, aws_inputs, fake_arm_server, prod  # noqa: F401 (fixtures)
+from azure_support import prod  # noqa: F401 (a fixture)
 from conftest import error_chain, materialize, step_failure_messages
 from landing import EXPECTED_INSIGHTS, ORDERS, write_landing
 
 from mesh_platform.access import AccessDenied
 from mesh_platform.audit import AuditLog
 from mesh_platform.cloud.azure import AzureStorageError
+from mesh_platform.cloud import infra
 from mesh_platform.cloud.infra import product_contracts, provisioner
 from mesh_platform.deployment import Settings
 from mesh_platform.emulators import free_port
@@ -69,9 +70,9 @@ def publish_prod(instance) -> dg.ExecuteInProcessResult:
 
 @pytest.fixture
 def prod_mesh(mesh_home, aws, azure, arm, prod, monkeypatch):  # noqa: F811
-    """The prod environment on the emulators: AWS for the inputs, the Azure infrastructure
-    applied (filesystem, tags, ACL, resource group, workspace) by the platform's provisioner."""
-    aws_inputs(monkeypatch)
+    """The prod environment on the emulators: AWS for the inputs (provisioned by the platform),
+    the Azure infrastructure applied (filesystem, tags, ACL, resource group, workspace) by the platform's provisioner."""
+    infra.apply(Settings.from_env(), ["aws"])  # the inputs' buckets, databases and grants
     apply_azure()
     return mesh_home
 
@@ -84,7 +85,7 @@ def test_insights_publish_to_adls_in_prod_equal_to_dev(mesh_home, instance, aws,
     dev_rows = sorted(duckdb.read_parquet(list(local.files)).to_arrow_table().to_pylist(), key=lambda r: r["customer_id"])
 
     monkeypatch.setenv("MESH_ENV", "prod")
-    aws_inputs(monkeypatch)
+    infra.apply(Settings.from_env(), ["aws"])  # the inputs' buckets, databases and grants
     apply_azure()
     result = publish_prod(instance)
 

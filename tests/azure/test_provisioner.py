@@ -7,7 +7,7 @@ Azure Resource Manager endpoint on loopback: not Azure, see its docstring).
 from __future__ import annotations
 
 import pytest
-from azure_support import arm, fake_arm_server, prod  # noqa: F401 (fixtures)
+from azure_support import prod  # noqa: F401 (a fixture)
 from conftest import ROOT
 
 from mesh_platform.audit import AuditLog

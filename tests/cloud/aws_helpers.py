@@ -7,6 +7,7 @@ import json
 import os
 from pathlib import Path
 
+import dagster as dg
 import pyarrow.dataset as ds
 import pytest
 
@@ -15,6 +16,7 @@ from mesh_platform.cloud.aws import AwsProvisioner, list_permissions
 from mesh_platform.deployment import Settings, deployment_file
 from mesh_platform.places import table
 from mesh_platform.registry import product_contract
+from mesh_platform.workspace import locations
 
 DOMAINS = ("customer", "orders", "preferences")
 PRODUCTS = {"customer": "customer/profiles", "orders": "orders/history", "preferences": "preferences/settings"}
@@ -60,9 +62,23 @@ def table_resource(database: str, name: str) -> str:
     return json.dumps({"Table": {"DatabaseName": database, "Name": name}}, sort_keys=True)
 
 
+def materialize_on_aws(location: str, instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
+    """A real run of the location's products that live on AWS in prod (customer/insights lives on
+    Azure: tests/azure runs it)."""
+    loc = locations()[location]
+    defs = loc.definitions()
+    on_aws = [dg.AssetKey(c.key.split("/")) for c in infra.product_contracts()
+              if c.domain == location and c.server("prod").type == "glue"]
+    return defs.resolve_job_def(loc.job_name).execute_in_process(
+        instance=instance, raise_on_error=False, asset_selection=on_aws)
+
+
 def seed_grants() -> set[tuple[str, str, frozenset[str]]]:
-    """What the seed's contracts imply once every table exists."""
-    out = set()
+    """What the seed's contracts imply once every table exists: each domain team owns its
+    database and bucket; the federation reads the three domain products, and the customer
+    location (customer/insights) reads orders/history and preferences/settings."""
+    out = {(principal("customer"), table_resource("orders-domain", "history"), frozenset({"SELECT", "DESCRIBE"})),
+           (principal("customer"), table_resource("preferences-domain", "settings"), frozenset({"SELECT", "DESCRIBE"}))}
     for domain, key in PRODUCTS.items():
         db, team = DATABASES[domain], principal(TEAMS[domain])
         out.add((team, json.dumps({"Database": {"Name": db}}, sort_keys=True), frozenset({"CREATE_TABLE", "ALTER", "DROP"})))

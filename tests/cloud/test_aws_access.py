@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import pytest
 from aws_helpers import apply_aws, principal, prod, provisioner  # noqa: F401 (prod: a fixture)
-from conftest import materialize, step_failure_messages
+from aws_helpers import materialize_on_aws
+from conftest import step_failure_messages
 
 from mesh_platform.access import AccessDenied
 from mesh_platform.audit import AuditLog
@@ -20,7 +21,7 @@ from mesh_platform.registry import product_contract
 def published(prod, aws, instance):
     """customer/profiles published in prod, and the grants on its table applied."""
     apply_aws()
-    result = materialize("customer", instance)
+    result = materialize_on_aws("customer", instance)
     assert result.success, step_failure_messages(result)
     apply_aws()
     return prod

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import pytest
 from aws_helpers import apply_aws, prod  # noqa: F401 (prod: a fixture)
-from conftest import materialize, step_failure_messages
+from aws_helpers import materialize_on_aws
+from conftest import step_failure_messages
 from netfault import CutRelay
 
 from mesh_platform import cli
@@ -22,7 +23,7 @@ def _profiles(home):
 
 def _published(instance) -> int:
     apply_aws()
-    result = materialize("customer", instance)
+    result = materialize_on_aws("customer", instance)
     assert result.success, step_failure_messages(result)
     return result
 
@@ -60,7 +61,7 @@ def test_a_publish_with_the_endpoint_down_fails_naming_it_and_the_previous_snaps
     before = _profiles(prod.home).current().snapshot_id
     dead = f"http://127.0.0.1:{free_port()}"
     monkeypatch.setenv("AWS_ENDPOINT_URL", dead)
-    result = materialize("customer", instance)
+    result = materialize_on_aws("customer", instance)
     assert not result.success
     message = step_failure_messages(result)
     assert f"AWS endpoint {dead} is not reachable (" in message and "while reading customer-domain.profiles" in message
@@ -84,7 +85,7 @@ def test_the_endpoint_going_down_mid_publish_leaves_the_previous_snapshot_curren
 
     with CutRelay(aws.endpoint, cut_when) as relay:
         monkeypatch.setenv("AWS_ENDPOINT_URL", relay.endpoint)
-        result = materialize("customer", instance)
+        result = materialize_on_aws("customer", instance)
         assert relay.cut_request, "the relay never saw the request it was to cut at"
     assert not result.success
     message = step_failure_messages(result)
@@ -100,6 +101,6 @@ def test_the_endpoint_going_down_mid_publish_leaves_the_previous_snapshot_curren
         "metadata_location"] == metadata
     assert profiles.current().snapshot_id == before and profiles.history() == history
     assert not list((prod.home / "tmp" / "staging").glob("*")), "the local copy of the unpublished file is gone"
-    again = materialize("customer", instance)  # and the next publish goes through
+    again = materialize_on_aws("customer", instance)  # and the next publish goes through
     assert again.success, step_failure_messages(again)
     assert profiles.current().snapshot_id != before

@@ -14,7 +14,7 @@ import dagster as dg
 import pytest
 from aws_helpers import (
     DATABASES, DOMAINS, PRODUCTS, TEAMS, apply_aws, clean_environ, grants, principal, provisioner, rows, seed_grants,
-    table_resource,
+    materialize_on_aws, table_resource,
 )
 from conftest import materialize, step_failure_messages
 from landing import write_landing
@@ -46,7 +46,7 @@ def prod_mesh(moto_server: MotoServer, tmp_path_factory: pytest.TempPathFactory)
         mp.setenv("MESH_HOME", str(home))
         first = apply_aws()
         with dg.instance_for_test() as instance:
-            results = {location: materialize(location, instance) for location in DOMAINS}
+            results = {location: materialize_on_aws(location, instance) for location in DOMAINS}
             for location, result in results.items():
                 assert result.success, f"{location} in prod: {step_failure_messages(result)}"
             second = apply_aws()
@@ -59,8 +59,8 @@ def test_domains_publish_in_prod_row_by_row_as_in_dev(prod_mesh, tmp_path, monke
     monkeypatch.setenv("MESH_ENV", "dev")
     monkeypatch.setenv("MESH_HOME", str(dev_home))
     with dg.instance_for_test() as instance:
-        for location in DOMAINS:
-            assert materialize(location, instance).success
+        for location in ("orders", "preferences", "customer"):  # customer/insights reads the other two
+            assert materialize(location, instance).success, location
     for key in PRODUCTS.values():
         prod_rows, dev_rows = rows(key, "prod", prod_mesh.home), rows(key, "dev", dev_home)
         assert prod_rows, key
@@ -118,15 +118,17 @@ def test_iceberg_tables_in_glue_and_their_files_in_s3(prod_mesh):
 def test_table_grants_are_made_by_the_first_publish_then_apply_is_idempotent(prod_mesh):
     from mesh_platform.audit import AuditLog
 
-    table_grants = [
-        f"lakeformation permissions of {principal('federation')} on table {DATABASES[d]}.{PRODUCTS[d].split('/')[1]}"
-        for d in DOMAINS
-    ]
+    def on_table(reader: str, domain: str) -> str:
+        return f"lakeformation permissions of {principal(reader)} on table {DATABASES[domain]}.{PRODUCTS[domain].split('/')[1]}"
+
     assert [c for c in prod_mesh.first_apply if " on table " in c.resource] == []  # no table yet: waiting
     # Each domain's first publish granted its table to the readers its contract names ...
     made = {(e.actor, e.detail["resource"]) for e in AuditLog(prod_mesh.home).entries(action="grant")
             if " on table " in e.detail.get("resource", "")}
-    assert made == {(d, grant) for d, grant in zip(DOMAINS, table_grants, strict=True)}
+    assert made == {("customer", on_table("federation", "customer")),
+                    ("orders", on_table("customer", "orders")), ("orders", on_table("federation", "orders")),
+                    ("preferences", on_table("customer", "preferences")),
+                    ("preferences", on_table("federation", "preferences"))}
     assert (principal("federation"), table_resource(DATABASES["orders"], "history"), frozenset({"SELECT", "DESCRIBE"})) \
         in grants(prod_mesh.aws)
     # ... so the apply after it had nothing left to do, and neither has the next.
@@ -143,7 +145,10 @@ def test_status_and_the_federations_read_in_prod(prod_mesh):
     status = {f"{r.domain}/{r.product}": r for r in product_status(Settings.from_env(), prod_mesh.instance)}
     assert {k: status[k].rows for k in PRODUCTS.values()} == {
         "customer/profiles": 3, "orders/history": 3, "preferences/settings": 2}
-    assert "not readable here" in status["federation/customer_360"].checks  # its cloud module is not here yet
+    # customer_360 lives in BigQuery in prod, and the federation was not materialized here.
+    assert (status["federation/customer_360"].rows, status["federation/customer_360"].checks) == (None, "not evaluated")
+    # customer/insights lives on Azure, which this test does not configure: said, not raised.
+    assert status["customer/insights"].checks.startswith("not readable here: reading customer/insights: ")
 
     reader = resources("federation")["mesh"].reader("test-run")
     granted = reader.read("customer/profiles")

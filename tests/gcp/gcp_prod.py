@@ -3,10 +3,7 @@ side on moto, the federation's datasets on the BigQuery emulator, runs on a test
 
 from __future__ import annotations
 
-import importlib.util
 import logging
-import sys
-import types
 from decimal import Decimal
 from pathlib import Path
 
@@ -25,32 +22,6 @@ PORTS = {
     "preferences/settings": dg.AssetKey(["federation", "bigquery", "preferences_domain", "settings"]),
 }
 PROJECT = "mesh-federation"
-
-
-def provision_aws(settings: Settings, monkeypatch) -> None:
-    """What the domains' Glue tables need on moto. The AWS provisioning (cloud/aws.py: buckets,
-    Glue databases, Lake Formation grants) is another branch's work: when it is here, it runs;
-    until then the buckets and databases are made here, and the Reader's Lake Formation
-    question (access._cloud_denial imports cloud.aws.lake_formation_denial) is answered by a
-    stand-in that defers to the platform's own grants, which the Reader checks first anyway."""
-    if importlib.util.find_spec("mesh_platform.cloud.aws") is not None:
-        infra.apply(settings, clouds=["aws"])
-        return
-    import boto3
-
-    s3, glue = boto3.client("s3"), boto3.client("glue")
-    for contract in infra.product_contracts():
-        server = contract.server(settings.env)
-        if server.type != "glue":
-            continue
-        bucket = server.get("location").removeprefix("s3://").split("/")[0]
-        if bucket not in {b["Name"] for b in s3.list_buckets()["Buckets"]}:
-            s3.create_bucket(Bucket=bucket)
-        if server.get("database") not in {d["Name"] for d in glue.get_databases()["DatabaseList"]}:
-            glue.create_database(DatabaseInput={"Name": server.get("database")})
-    stand_in = types.ModuleType("mesh_platform.cloud.aws")
-    stand_in.lake_formation_denial = lambda table, consumer: None
-    monkeypatch.setitem(sys.modules, "mesh_platform.cloud.aws", stand_in)
 
 
 def reset_bigquery(emulator) -> None:

@@ -14,7 +14,7 @@ import pytest
 from conftest import step_failure_messages
 from gcp_prod import (
     CUSTOMER_360, DOMAINS, PORTS, PROJECT, assert_same_rows, deployment, duckdb_customer_360, location_job,
-    provision_aws, provision_gcp, reset_bigquery, run, view_rows,
+    provision_gcp, reset_bigquery, run, view_rows,
 )
 from google.api_core.retry import Retry
 from google.cloud import bigquery as bq
@@ -27,7 +27,7 @@ from mesh_platform.contracts import ALLOW_DROP_TAG
 from mesh_platform.deployment import Settings
 from mesh_platform.emulators._process import free_port
 from mesh_platform.places import table
-from mesh_platform.registry import product_contract
+from mesh_platform.registry import location_order, product_contract
 from mesh_platform.workspace import locations
 
 R = Retry(timeout=10)
@@ -37,10 +37,12 @@ ROUTINE = f"{PROJECT}.customer_federation.customer_contract"
 
 
 @pytest.fixture
-def prod(mesh_home, aws, bigquery, monkeypatch) -> Settings:
+def prod(mesh_home, aws, bigquery, azure, arm, monkeypatch) -> Settings:
+    """The whole prod environment on the emulators: the domains on AWS, customer/insights on
+    Azure (both provisioned by the platform), the federation's datasets emptied."""
     monkeypatch.setenv("MESH_ENV", "prod")
     settings = Settings.from_env()
-    provision_aws(settings, monkeypatch)
+    infra.apply(settings, clouds=["aws", "azure"])
     reset_bigquery(bigquery)
     return settings
 
@@ -64,7 +66,7 @@ def restore_product_modules():
 
 def refresh(instance) -> dict[str, dg.Definitions]:
     """A full prod refresh: each domain's run, then the federation's (ports, then the view)."""
-    defs = {name: location_job(name) for name in (*DOMAINS, "federation")}
+    defs = {name: location_job(name) for name in location_order([*DOMAINS, "federation"])}
     for name, d in defs.items():
         result = run(d, instance)
         assert result.success, f"{name}: {step_failure_messages(result)}"

@@ -9,6 +9,8 @@ standard SDK settings in its environment:
     azure        Azurite, containers deleted, with AZURE_STORAGE_CONNECTION_STRING set
     postgres     Postgres (running; restarted if a test left it stopped), with PG* set
     browser_page a fresh Playwright page in the session's Chromium
+    arm          the fake Azure Resource Manager (services/fake_arm.py: no emulator of ARM exists),
+                 emptied, as AZURE_RESOURCE_MANAGER_URL
 
 The session-scoped ones (`moto_server`, `bigquery_emulator`, `azurite_server`,
 `postgres_server`, `chromium_context`) give the servers without reset or environment.
@@ -22,6 +24,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from services.fake_arm import FakeArm
 
 from mesh_platform.emulators import Azurite, BigQueryEmulator, MotoServer, Postgres, chromium
 
@@ -108,6 +112,20 @@ def postgres(postgres_server: Postgres, monkeypatch: pytest.MonkeyPatch) -> Iter
         monkeypatch.setenv(key, value)
     yield postgres_server
     postgres_server.start()  # a test that stopped it and failed leaves it running for the next
+
+
+@pytest.fixture(scope="session")
+def fake_arm_server() -> Iterator[FakeArm]:
+    arm = FakeArm().start()
+    yield arm
+    arm.stop()
+
+
+@pytest.fixture
+def arm(fake_arm_server: FakeArm, monkeypatch: pytest.MonkeyPatch) -> FakeArm:
+    fake_arm_server.reset()
+    monkeypatch.setenv("AZURE_RESOURCE_MANAGER_URL", fake_arm_server.url)
+    return fake_arm_server
 
 
 @pytest.fixture

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
+from mesh_platform.cloud import CloudError
 from mesh_platform.contracts import Contract, ContractError, Server
 from mesh_platform.storage import Catalog, DataFile, Snapshot, retry
 
@@ -52,7 +53,7 @@ _ACCOUNT = re.compile(r"^[a-z0-9]{3,24}$")
 PROBE_ATTEMPTS = 3
 
 
-class AzureStorageError(RuntimeError):
+class AzureStorageError(CloudError):
     """An Azure storage call failed; the message names the account, filesystem and product."""
 
 

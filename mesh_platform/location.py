@@ -12,12 +12,13 @@ from pathlib import Path
 
 import dagster as dg
 
-from mesh_platform import deployment, policies, registry
+from mesh_platform import contract_versions, deployment, policies, registry
 from mesh_platform.contracts import Contract, ContractError, load_contract
 from mesh_platform.governance import grants_asset
 from mesh_platform.products import product_asset, source_spec
 from mesh_platform.sources import check_landing_path
 from mesh_platform.spec import ProductSpec
+from mesh_platform.storage import Catalog
 
 PLATFORM_TEAM = "platform-team"
 SCHEDULE = "0 2 * * *"  # daily, after the source systems' nightly exports
@@ -58,7 +59,11 @@ def location_definitions(folder: Path | str, name: str | None = None) -> dg.Defi
     own = {
         c.key: registry.Entry(c.key, name, c, functions[n][1], functions[n][0].inputs) for n, c in contracts.items()
     }
-    registry.check_location(name, own, registry.workspace_entries(skip=name))
+    others = registry.workspace_entries(skip=name)
+    registry.check_location(name, own, others)
+    # Breaking changes against the published contract need a new major version, and that may
+    # not break a consumer still reading the old one.
+    contract_versions.check_published(list(contracts.values()), Catalog(settings.home), lambda: {**others, **own})
     warnings = policies.enforce(list(contracts.values()))
 
     assets = [

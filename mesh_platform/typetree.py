@@ -152,8 +152,9 @@ def _tree(d) -> SqlType:
         return SqlType("map", "MAP", fields=(("key", _tree(children["key"])), ("value", _tree(children["value"]))))
     if kind == "decimal":
         return SqlType("scalar", "DECIMAL", (int(children["precision"]), int(children["scale"])))
-    name = str(d).upper()
-    return SqlType("scalar", _ALIASES.get(name, name))
+    name = str(d)  # ENUM('a', 'b') keeps its values' case; plain names are upper-cased
+    upper = name.upper()
+    return SqlType("scalar", _ALIASES.get(upper, upper if upper.replace(" ", "_").isidentifier() else name))
 
 
 def widens(old: SqlType, new: SqlType) -> bool:

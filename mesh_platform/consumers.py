@@ -42,6 +42,13 @@ if TYPE_CHECKING:
     from mesh_platform.registry import Entry
 
 EVERY = "*"  # the column path meaning "every column"
+# Breaking changes that change what a consumer reads: its query or its results break. The others
+# (a tightened rule or SLA, a column made required or unique) are breaking for the contract, and
+# its consumers are listed, but what they read still reads the same.
+BREAK_READS = frozenset({
+    "column-removed", "column-renamed", "type-narrowed", "type-changed", "logical-type-changed", "field-removed",
+    "field-renamed", "grain-changed", "grant-removed", "grant-masked", "grant-excluded", "product-renamed",
+})
 
 
 @dataclass
@@ -82,6 +89,11 @@ class Impact:
     columns: tuple[str, ...]  # what it reads that the change concerns ("*": every column)
     notes: tuple[str, ...] = ()
 
+    @property
+    def breaks_reads(self) -> bool:
+        """Whether the change breaks what this consumer reads (see BREAK_READS)."""
+        return self.change.rule in BREAK_READS
+
     def __str__(self) -> str:
         what = f" reads {', '.join(self.columns)}" if self.columns else " reads the product"
         notes = f" ({'; '.join(self.notes)})" if self.notes else ""
@@ -89,7 +101,8 @@ class Impact:
 
     def as_dict(self) -> dict:
         return {"consumer": self.consumer, "owner": self.owner, "location": self.location,
-                "columns": list(self.columns), "notes": list(self.notes), "change": self.change.as_dict()}
+                "columns": list(self.columns), "notes": list(self.notes), "breaks_reads": self.breaks_reads,
+                "change": self.change.as_dict()}
 
 
 def usages(entry: Entry, schemas: dict[str, dict[str, str]]) -> dict[str, Usage]:

@@ -133,7 +133,8 @@ def format_row(row: Row) -> str:
         lines.append(f"  {'BREAKING' if c.breaking else 'ok':<9}{c.field}  {c.rule}: {c.message}")
         for i in v.impacts or []:
             if i.change is c:
-                lines.append(f"           consumer {i}")
+                same = "" if i.breaks_reads else " (what it reads still reads the same)"
+                lines.append(f"           consumer {i}{same}")
         if c.breaking and v.impacts is not None and not any(i.change is c for i in v.impacts):
             lines.append("           no consumer reads it")
     if v.problems:

@@ -6,13 +6,15 @@ must carry a new major version ("1.0.0 -> 1.1.0 removes column lifetime_value: b
 it as 2.0.0"); and a new major version may not break a consumer that has not moved to it. Until
 side-by-side major versions exist, no consumer has: every product whose inputs name the product
 (unversioned, or pinned to an older major as `key@N`) and reads what the change breaks (see
-mesh_platform.consumers) stops the release. A compatible change needs no bump; a major bump
+mesh_platform.consumers) stops the release. Breaking changes that leave what consumers read
+readable (a tightened rule or SLA, a column made required) need the major version, and list the
+consumers, but stop no release once it has it. A compatible change needs no bump; a major bump
 without breaking changes is fine.
 
 A code location applies the gate when it loads, against the published version (the contract
 text publish records on the table: the `mesh.contract` property; a product published before
-texts were recorded has no base); `mesh check --base REF` and `mesh contract diff --base REF`
-apply it against git.
+texts were recorded has no base, nor has one whose recorded text the platform no longer
+accepts); `mesh check --base REF` and `mesh contract diff --base REF` apply it against git.
 """
 
 from __future__ import annotations
@@ -156,13 +158,13 @@ def judge(base: Version, current: Version | Contract, entries: Callable[[], dict
 
         new_major = contract_diff.major(diff.new_version) if diff.major_bumped else None
         verdict.impacts = consumers.impacts(diff, entries(), new_major)
-        if diff.major_bumped and verdict.impacts:
-            broken = sorted({str(i) for i in verdict.impacts})
+        broken = [i for i in verdict.impacts if i.breaks_reads]
+        if diff.major_bumped and broken:
             verdict.problems.append(
                 f"{diff.old_version} -> {diff.new_version} breaks consumers that have not moved to "
-                f"{contract_diff.major(diff.new_version)}.x: " + "; ".join(broken)
-                + f" ({'; '.join(c.message for c in diff.breaking)}); they must stop reading what changes "
-                "(or read the new version side by side) before this version is released"
+                f"{contract_diff.major(diff.new_version)}.x: " + "; ".join(sorted({str(i) for i in broken}))
+                + f" ({'; '.join(sorted({i.change.message for i in broken}))}); they must stop reading what "
+                "changes (or read the new version side by side) before this version is released"
             )
     return verdict
 
@@ -189,5 +191,10 @@ def check_published(contracts: list[Contract], catalog: Catalog,
         current = Path(contract.path).read_text(encoding="utf-8")
         if text == current:
             continue
-        base = contract_diff.parse(text, contract.path, f"{contract.path} (published)")
+        try:
+            base = contract_diff.parse(text, contract.path, f"{contract.path} (published)")
+        except ContractError:
+            # Published under rules the platform has since made stricter: there is no base to
+            # hold this version to (`mesh contract diff` reports it), and no reason to stop it.
+            continue
         raise_for(judge(base, contract_diff.parse(current, contract.path), entries))

@@ -107,13 +107,17 @@ def test_removing_a_column_no_consumer_reads(mesh_home, tmp_path):
     assert location_definitions(orders_copy(tmp_path / "b", HISTORY.read_text().replace("version: 1.0.0", "version: 2.0.0")))
 
 
-def test_compatible_changes_need_no_bump(mesh_home, tmp_path):
-    record_published_contract(mesh_home, HISTORY, HISTORY.read_text().replace(LAST_ORDER, ""))  # adds a required column ...
+def test_an_added_column_needs_a_major_version_only_when_required(mesh_home, tmp_path):
+    record_published_contract(mesh_home, HISTORY, HISTORY.read_text().replace(LAST_ORDER, ""))
     with pytest.raises(VersionError, match="adds required column last_order_at"):
         location_definitions(orders_copy(tmp_path / "a"))
     optional = LAST_ORDER.replace(", required: true", "")
-    record_published_contract(mesh_home, HISTORY, HISTORY.read_text().replace(LAST_ORDER, ""))
     assert location_definitions(orders_copy(tmp_path / "b", HISTORY.read_text().replace(LAST_ORDER, optional)))
+
+
+def test_a_published_contract_the_platform_no_longer_accepts_is_no_base(mesh_home, tmp_path):
+    record_published_contract(mesh_home, HISTORY, HISTORY.read_text().replace("physicalType: DECIMAL(18,2)\n", "physicalType: MONEY\n"))
+    assert location_definitions(orders_copy(tmp_path))
 
 
 def _env(home: Path, **extra: str) -> dict[str, str]:
@@ -165,3 +169,12 @@ def test_mesh_check_base_compares_with_git(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "mesh_platform.cli", "check", "--base", "no-such-ref"], cwd=repo, env=env,
                          capture_output=True, text=True)
     assert bad.returncode == 1 and "not a git revision" in bad.stderr
+
+
+def test_a_major_bump_for_a_tightened_rule_stops_no_consumer(mesh_home, tmp_path):
+    record_published_contract(mesh_home, HISTORY)
+    text = HISTORY.read_text().replace("kwargs: {min_value: 1}", "kwargs: {min_value: 2}")
+    with pytest.raises(VersionError, match=r"tightens rule order_count_positive \(min_value 1 -> 2\): breaking; release it as 2\.0\.0"):
+        location_definitions(orders_copy(tmp_path / "a", text))
+    # customer_360 reads orders/history, but a stricter rule leaves what it reads readable.
+    assert location_definitions(orders_copy(tmp_path / "b", text.replace("version: 1.0.0", "version: 2.0.0")))

@@ -47,9 +47,11 @@ class Version:
     origin: str  # the file, "HEAD~1:domains/...", "published snapshot 123"
 
 
-def parse(text: str, path: Path | str, origin: str | None = None) -> Version:
+def parse(text: str, path: Path | str, origin: str | None = None, validate: bool = True) -> Version:
     """A contract version from its text; `path` is the file it is (or was) in. Errors name
-    `origin` (e.g. "HEAD~1:domains/orders/contracts/history.odcs.yaml") and the field."""
+    `origin` (e.g. "HEAD~1:domains/orders/contracts/history.odcs.yaml") and the field.
+    `validate=False` skips the ODCS JSON schema (half a second a contract), for a text the
+    platform already accepted once (a published one); the platform's own checks still run."""
     from mesh_platform import contracts
 
     label = origin or str(path)
@@ -59,7 +61,7 @@ def parse(text: str, path: Path | str, origin: str | None = None) -> Version:
         raise ContractError(label, "(yaml)", str(exc)) from None
     if not isinstance(raw, dict):
         raise ContractError(label, "(document)", "not an ODCS contract (expected a mapping)")
-    errors = list(contracts._odcs_validator().iter_errors(raw))
+    errors = list(contracts._odcs_validator().iter_errors(raw)) if validate else []
     if errors:
         err = contracts._first_precise(errors)
         where = err.json_path.removeprefix("$.") if err.absolute_path else "(document)"
@@ -68,7 +70,9 @@ def parse(text: str, path: Path | str, origin: str | None = None) -> Version:
 
     try:
         contract = contracts._to_contract(Path(path), OpenDataContractStandard(**raw))
-    except ContractError as exc:
+    except (TypeError, ValueError, AttributeError, KeyError, IndexError) as exc:  # pydantic's ValidationError is a ValueError
+        if not isinstance(exc, ContractError):
+            raise ContractError(label, "(document)", f"not valid ODCS: {str(exc).splitlines()[0]}") from None
         raise ContractError(label, exc.field, str(exc)[len(f"{exc.path}: {exc.field}: "):]) from None
     return Version(contract, raw, text, label)
 
@@ -76,6 +80,13 @@ def parse(text: str, path: Path | str, origin: str | None = None) -> Version:
 def read(path: Path | str) -> Version:
     path = Path(path)
     return parse(path.read_text(encoding="utf-8"), path)
+
+
+def of(contract: Contract, text: str | None = None) -> Version:
+    """The version a loaded contract is (its file read again for the raw ODCS, not validated
+    again)."""
+    text = Path(contract.path).read_text(encoding="utf-8") if text is None else text
+    return Version(contract, strict_yaml.load(text), text, str(contract.path))
 
 
 @dataclass(frozen=True)
@@ -173,8 +184,8 @@ def major(version: str | None) -> int | None:
 def compare(old: Version | Contract, new: Version | Contract) -> Diff:
     """Every change from `old` to `new`. Contract objects are read again from their files (the
     raw ODCS, for field paths and what the platform does not keep)."""
-    old = old if isinstance(old, Version) else read(old.path)
-    new = new if isinstance(new, Version) else read(new.path)
+    old = old if isinstance(old, Version) else of(old)
+    new = new if isinstance(new, Version) else of(new)
     d = _Differ(old, new)
     d.run()
     return Diff(old, new, tuple(d.out))

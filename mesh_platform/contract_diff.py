@@ -264,7 +264,7 @@ class _Differ:
         field = f"schema[0].properties[{ni}]"
         oraw, nraw = self.oprops[oi], self.nprops[ni]
         self.types(name, field, nraw, o.physical_type, n.physical_type)
-        self.declarations(name, field, oraw, nraw, o.physical_type)
+        self.declarations(name, field, oraw, nraw, o.physical_type, n.physical_type)
         if not grain_changed:
             if n.required and not o.required:
                 self.add(f"{field}.required", "column-required", True, f"makes column {name} required", column=name)
@@ -291,18 +291,19 @@ class _Differ:
                 self.add(f"{field}.{key}", "column-metadata-changed", False,
                          f"changes {key} of column {name} (descriptive; the platform does not enforce it)", column=name)
 
-    def declarations(self, name: str, field: str, oraw: dict, nraw: dict, old_type: str) -> None:
-        """Nested ODCS declarations added or dropped for fields the old type already had (a
-        field the type gains or loses is reported as that)."""
+    def declarations(self, name: str, field: str, oraw: dict, nraw: dict, old_type: str, new_type: str) -> None:
+        """Nested ODCS declarations added or dropped for fields both types have (a field the
+        type gains, loses or renames is reported as that)."""
         old, new = _nested_decls(oraw), _nested_decls(nraw)
         try:
-            tree = typetree.parse(old_type)
+            trees = typetree.parse(old_type), typetree.parse(new_type)
         except ValueError:
             return
-        for path in [p for p in new if p not in old and _has_path(tree, p)]:
+        both = lambda p: all(_has_path(t, p) for t in trees)  # noqa: E731
+        for path in [p for p in new if p not in old and both(p)]:
             self.add(f"{field}{new[path][0]}", "nested-declared", False,
                      f"declares {'.'.join([name, *path])} (nested ODCS declaration)", column=".".join([name, *path]))
-        for path in [p for p in old if p not in new and _has_path(tree, p)]:
+        for path in [p for p in old if p not in new and both(p)]:
             self.add(field, "nested-undeclared", False,
                      f"no longer declares {'.'.join([name, *path])} (nested ODCS declaration)",
                      column=".".join([name, *path]))

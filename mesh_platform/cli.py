@@ -43,8 +43,22 @@ def main(argv: list[str] | None = None) -> int:
                           help="orphan files younger than this are kept: a publish in progress may be about to "
                           "commit them (default: 24)")
     maintain.add_argument("--dry-run", action="store_true", help="report what would be removed, remove nothing")
-    sub.add_parser("check", help="load every code location and check every contract against the platform's "
-                   "policies; non-zero exit on a violation")
+    check = sub.add_parser("check", help="load every code location and check every contract against the platform's "
+                           "policies and its published version; non-zero exit on a violation")
+    check.add_argument("--base", metavar="REF", help="also compare every product contract with its version at this "
+                       "git ref: breaking changes need a new major version that breaks no consumer")
+    contract = sub.add_parser("contract", help="product contracts: compare versions")
+    contract_sub = contract.add_subparsers(dest="contract_command", required=True)
+    cdiff = contract_sub.add_parser(
+        "diff", help="each product contract against its published version (or --base REF): every change, breaking "
+        "or not, and the consumers breaking changes break; exit 1 when a breaking change lacks a major version bump "
+        "or a major bump breaks a consumer")
+    cdiff.add_argument("contracts", nargs="*", help="contract files (default: every product contract of the workspace)")
+    cdiff.add_argument("--base", metavar="REF", help="compare with the contract at this git ref (git show REF:path) "
+                       "instead of the published version")
+    cdiff.add_argument("--workspace", metavar="FILE", help="the workspace.yaml whose products are the consumers "
+                       "(default: this project's)")
+    cdiff.add_argument("--json", action="store_true", help="a JSON array instead of text")
     audit = sub.add_parser("audit", help="the audit trail: grants, reads, denials, publishes, maintenance")
     audit.add_argument("what", nargs="?", choices=["list", "verify"], default="list",
                        help="list entries (default) or verify the hash chain")
@@ -76,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
         "run": lambda: _run(args.location, args.in_process, _tags(args)),
         "maintain": lambda: _maintain(settings, args),
         "status": lambda: _status(settings),
-        "check": _check,
+        "check": lambda: _check(args.base),
+        "contract": lambda: _contract(settings, args),
         "audit": lambda: _audit(settings, args),
         "grants": lambda: _grants(settings, args.what),
         "infra": lambda: _infra(settings, args.what, args.cloud, args.detailed_exitcode),
@@ -115,8 +130,15 @@ def _seed(settings: Settings, customers: int, seed: int) -> int:
     return 0
 
 
-def _check() -> int:
-    """Every location loaded as its code server would (contracts, inputs, grants, policies)."""
+def _contract(settings: Settings, args) -> int:
+    from mesh_platform.contract_report import diff_command
+
+    return diff_command(args.contracts, args.base, settings.home, args.json, args.workspace)
+
+
+def _check(base: str | None = None) -> int:
+    """Every location loaded as its code server would (contracts, inputs, grants, policies, the
+    published contract versions); with `base`, every contract against that git ref too."""
     from mesh_platform import policies
     from mesh_platform.location import location_contracts
     from mesh_platform.workspace import locations
@@ -133,6 +155,14 @@ def _check() -> int:
         for w in warnings:
             print(f"{name}: {w}")
         print(f"{name}: ok" + (f" ({len(warnings)} warnings)" if warnings else ""))
+    if base is not None:
+        from mesh_platform.contract_report import check_base
+
+        try:
+            failed += check_base(base)
+        except ValueError as exc:  # not a git revision
+            print(f"mesh check: {exc}", file=sys.stderr)
+            return 2
     return 1 if failed else 0
 
 

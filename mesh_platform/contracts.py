@@ -17,7 +17,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from mesh_platform import sqltypes, strict_yaml
+from mesh_platform import nested, sqltypes, strict_yaml, typetree
 
 
 class ContractError(ValueError):
@@ -295,6 +295,7 @@ def _column(path: Path, field: str, p) -> Column:
             f"{field}.physicalType",
             f"unknown column type '{p.physicalType}' for column '{p.name}' (a DuckDB type is expected)",
         ) from None
+    _check_nested(path, field, p)
     return Column(
         name=p.name,
         logical_type=p.logicalType,
@@ -311,6 +312,15 @@ def _server(s) -> Server:
     data = s.model_dump(exclude_none=True, by_alias=True)
     name, kind, environment = data.pop("server", ""), data.pop("type", ""), data.pop("environment", None)
     return Server(name, kind, environment, data)
+
+
+def _check_nested(path: Path, field: str, p) -> None:
+    """The column's logicalType and its nested ODCS declarations (`properties`, `items`, `map`)
+    say what its physicalType says (see mesh_platform.nested)."""
+    try:
+        nested.check(field, p, typetree.parse(p.physicalType), p.name)
+    except nested.Disagreement as exc:
+        raise ContractError(path, exc.field, exc.message) from None
 
 
 def _grants(path: Path, roles, columns: list[str]) -> tuple[ReadGrant, ...]:

@@ -12,12 +12,13 @@ from pathlib import Path
 
 import dagster as dg
 
-from mesh_platform import deployment, policies, registry
+from mesh_platform import contract_versions, deployment, policies, registry
 from mesh_platform.contracts import Contract, ContractError, load_contract
 from mesh_platform.governance import grants_asset
 from mesh_platform.products import product_asset, source_spec
 from mesh_platform.sources import check_landing_path
 from mesh_platform.spec import ProductSpec
+from mesh_platform.storage import Catalog
 
 PLATFORM_TEAM = "platform-team"
 SCHEDULE = "0 2 * * *"  # daily, after the source systems' nightly exports
@@ -63,6 +64,9 @@ def location_definitions(folder: Path | str, name: str | None = None) -> dg.Defi
     unreadable: set[str] = set()  # locations that do not load: their own load says why
     others = registry.workspace_entries(skip=name, unreadable=unreadable)
     registry.check_location(name, own, others, unreadable)
+    # Breaking changes against the published contract need a new major version, and that may
+    # not break a consumer still reading the old one.
+    contract_versions.check_published(list(contracts.values()), Catalog(settings.home), lambda: {**others, **own})
     warnings = policies.enforce(list(contracts.values()))
 
     assets = [

@@ -25,6 +25,7 @@ import pyarrow as pa
 from mesh_platform import faults, sandbox, sources
 from mesh_platform.access import AccessDenied
 from mesh_platform.cloud import CloudError, infra
+from mesh_platform.contract_versions import contract_properties
 from mesh_platform.contracts import ALLOW_DROP_TAG, Contract
 from mesh_platform.deployment import Settings
 from mesh_platform.engine import DuckDBEngine
@@ -205,9 +206,11 @@ def _explain(o: Outcome) -> str:
 
 
 def _table_properties(contract: Contract) -> dict[str, str]:
-    """Descriptive properties on the table, for anyone browsing the catalog. Who may read it is
-    not among them: that is the catalog's grants (see grants)."""
+    """Descriptive properties on the table, for anyone browsing the catalog, and the contract's
+    text (the base the next version is held to, see contract_versions). Who may read it is not
+    among them: that is the catalog's grants (see grants)."""
     return {
+        **contract_properties(contract),
         "mesh.owner": contract.owner,
         "mesh.domain": contract.domain,
         "mesh.contract_version": contract.version,

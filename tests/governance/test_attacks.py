@@ -95,10 +95,12 @@ def test_a_hostile_contract_rule_fails_its_check_and_touches_nothing(mesh, insta
     folder = copy_location(tmp_path, "orders")
     contract = folder / "contracts/history.odcs.yaml"
     query = HOSTILE_RULES[attack].format(profiles=profiles_file, out=out).replace("'", "''")
+    # A changed blocking rule is a breaking change: released as a new major version, so that
+    # the version gate (against the published contract) lets the location load and run it.
     text = contract.read_text().replace(
         "query: SELECT count(*) FROM ${object} WHERE first_order_at > last_order_at",
         f"query: '{query}'",
-    )
+    ).replace("version: 1.0.0\n", "version: 2.0.0\n")
     assert text != contract.read_text()
     contract.write_text(text)
 

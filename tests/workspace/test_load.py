@@ -338,7 +338,8 @@ def test_profiles_metadata_from_its_contract(defs):
     assert descriptions == {
         "customer_id": "CRM customer id.",
         "email": "Lower-cased, trimmed.",
-        "country": "ISO 3166-1 alpha-2; null when the CRM has none.",
+        "country": "ISO 3166-1 alpha-2, upper-cased and trimmed; null when the CRM has none.",
+        "segment": "Lower-cased and trimmed.",
     }
 
     assert spec.code_version == "1.0.0"

@@ -260,7 +260,8 @@ def bad_customer(**expected) -> Callable:
 
 
 def volume_numbers(before, after, result) -> None:
-    [volume] = [e for e in result.get_asset_check_evaluations() if e.check_name == "volume"]
+    [volume] = [e for e in result.get_asset_check_evaluations()
+                if e.check_name == "volume" and e.asset_key.to_user_string() == "customer/profiles"]
     meta = {k: v.value for k, v in volume.metadata.items()}
     assert meta == {"rows": 2, "previous_rows": 4, "max_drop_percent": 25.0, "drop_percent": 50.0}, meta
     assert volume.severity.value == "ERROR"
@@ -268,7 +269,8 @@ def volume_numbers(before, after, result) -> None:
 
 def accepted_drop(before, after, result) -> None:
     assert [r["customer_id"] for r in after.rows] == ["C001", "C002"]
-    [volume] = [e for e in result.get_asset_check_evaluations() if e.check_name == "volume"]
+    [volume] = [e for e in result.get_asset_check_evaluations()
+                if e.check_name == "volume" and e.asset_key.to_user_string() == "customer/profiles"]
     assert volume.passed and volume.metadata["accepted_by_tag"].value is True
     assert volume.metadata["drop_percent"].value == 50.0
 
@@ -600,14 +602,14 @@ CONTRACT_CASES = [
                             "kwargs: {value: 10}}}\n")),
          checks={"signup_len": False}),
     Case("contract-unique-column-nulls-are-not-duplicates", "contract", "customer", "published",
-         edits=profiles(sub("ISO 3166-1 alpha-2; null when the CRM has none.\n",
-                            "ISO 3166-1 alpha-2; null when the CRM has none.\n        unique: true\n")),
+         edits=profiles(sub("ISO 3166-1 alpha-2, upper-cased and trimmed; null when the CRM has none.\n",
+                            "ISO 3166-1 alpha-2, upper-cased and trimmed; null when the CRM has none.\n        unique: true\n")),
          landing=crm_with(crm_row(country="")),
          verify=bad_customer(country=None)),
     Case("contract-unique-column-equal-values", "contract", "customer", "failed",
          (NOTHING, "rule 'schema'", "(country) is unique: 1 offending rows"),
-         edits=profiles(sub("ISO 3166-1 alpha-2; null when the CRM has none.\n",
-                            "ISO 3166-1 alpha-2; null when the CRM has none.\n        unique: true\n")),
+         edits=profiles(sub("ISO 3166-1 alpha-2, upper-cased and trimmed; null when the CRM has none.\n",
+                            "ISO 3166-1 alpha-2, upper-cased and trimmed; null when the CRM has none.\n        unique: true\n")),
          landing=crm_with(crm_row(country="FR")), markers=ALL_PII, checks={"schema": False}),
 ]
 
@@ -618,14 +620,15 @@ PRODUCT_CASES = [
          (PRODUCT_FILE, "'orders/histroy' is not a product of the workspace; did you mean 'orders/history'?"),
          edits=with_inputs("orders/histroy"), field="@product profiles: inputs"),
     Case("product-input-not-granted", "product", "customer", "load_error",
-         (PRODUCT_FILE, "'preferences/settings' is not granted to 'customer'",
-          "domains/preferences/contracts/settings.odcs.yaml", "roles: ['federation']"),
-         edits=with_inputs("preferences/settings"), field="@product profiles: inputs"),
+         (PRODUCT_FILE, "'federation/customer_360' is not granted to 'customer'",
+          "mesh_platform/federation/contracts/customer_360.odcs.yaml", "roles: ['domain-team']"),
+         # customer_360 reads customer/profiles: the federation's load sees the cycle this closes.
+         edits=with_inputs("federation/customer_360"), field="@product profiles: inputs", broken=("federation",)),
     Case("product-inputs-cycle-across-locations", "product", "customer", "load_error",
          (PRODUCT_FILE, "a cycle of inputs: customer/profiles reads federation/customer_360 reads customer/profiles"),
          edits={**with_inputs("federation/customer_360"),
                 "federation": {"contracts/customer_360.odcs.yaml": sub(
-                    "slaProperties:", "roles:\n  - {role: customer, access: read}\nslaProperties:")}},
+                    "roles:\n", "roles:\n  - {role: customer, access: read}\n")}},
          field="@product profiles: inputs", broken=("federation",)),
     Case("product-undeclared-source-at-load", "product", "customer", "load_error",
          (PRODUCT_FILE, "undeclared sources ['crm']"),

@@ -30,11 +30,11 @@ from corpus.harness import (
     write_good_landing,
 )
 
-from mesh_platform import location, registry
+from mesh_platform import contract_versions, location, registry
 from mesh_platform.contracts import Contract, ContractError, load_contract
 from mesh_platform.policies import PolicyError
 
-DOMAINS = ("customer", "orders", "preferences")
+DOMAINS = ("orders", "preferences", "customer")  # in lineage order: customer/insights reads the others
 
 
 def _clean_env(mp: pytest.MonkeyPatch, home: Path) -> None:
@@ -103,6 +103,16 @@ def _parse_each_contract_once():
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(location, "load_contract", load)
         mp.setattr(registry, "load_contract", load)
+        yield
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _no_version_gate():
+    """Cases edit contracts in place, as a broken commit would, without releasing versions; the
+    version gate (its own tests: tests/versions) would stop each such edit at load before the
+    error the case is about. Out of the way here, and only here."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(contract_versions, "check_published", lambda *args: None)
         yield
 
 

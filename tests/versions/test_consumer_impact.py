@@ -43,13 +43,14 @@ def test_customer_360_reads_every_column_it_builds_from():
     }
 
 
-def test_removing_lifetime_value_names_customer_360_and_its_owner():
+def test_removing_lifetime_value_names_its_consumers_and_their_owners():
     text = HISTORY.read_text()
     impacts = consumers.impacts(diff(HISTORY, text, text.replace(LIFETIME, "")), consumers.all_entries())
     assert [(i.consumer, i.owner, i.location, i.columns, i.change.message) for i in impacts] == [
+        ("customer/insights", "customer-analytics", "customer", ("lifetime_value",), "removes column lifetime_value"),
         ("federation/customer_360", "platform-team", "federation", ("lifetime_value",), "removes column lifetime_value"),
     ]
-    assert str(impacts[0]) == "federation/customer_360 (owner platform-team, location federation) reads lifetime_value"
+    assert str(impacts[1]) == "federation/customer_360 (owner platform-team, location federation) reads lifetime_value"
 
 
 def test_removing_a_column_no_consumer_reads_is_breaking_but_names_no_consumer():
@@ -191,6 +192,7 @@ def test_what_the_analysis_cannot_see_counts_as_read(tmp_path):
     text = HISTORY.read_text()
     impacts = consumers.impacts(diff(HISTORY, text, text.replace(LIFETIME, "")), entries)
     assert {(i.consumer, i.columns) for i in impacts} == {
+        ("customer/insights", ("lifetime_value",)),
         ("federation/customer_360", ("lifetime_value",)),
         ("marketing/dynamic", ("*",)),
         ("marketing/pythonic", ("*",)),
@@ -202,4 +204,4 @@ def test_a_consumer_pinned_to_the_new_major_has_moved(tmp_path):
     moved = registry.Entry("x/moved", "x", entries["federation/customer_360"].contract, None, ("orders/history@2",))
     old = registry.Entry("x/old", "x", entries["federation/customer_360"].contract, None, ("orders/history@1",))
     picked = consumers.consumers_of("orders/history", {"m": moved, "o": old} | entries, new_major=2)
-    assert [e.key for e in picked] == ["federation/customer_360", "x/old"]
+    assert [e.key for e in picked] == ["customer/insights", "federation/customer_360", "x/old"]

@@ -9,6 +9,7 @@ from pathlib import Path
 import duckdb
 from conftest import materialize
 
+from mesh_platform.registry import location_order
 from mesh_platform.seed import generate_landing
 from mesh_platform.storage import Catalog
 
@@ -26,7 +27,7 @@ def test_four_locations_in_parallel_publish_consistently(mesh_home, instance):
     home = mesh_home
     env = _env(home)
     generate_landing(home / "landing", customers=3_000, seed=1)
-    for loc in LOCATIONS:  # a first version of every product, published in this process
+    for loc in location_order(LOCATIONS):  # a first version of every product, in this process
         assert materialize(loc, instance).success, loc
 
     # New landing data, so that old and new upstream snapshots differ while all four run.

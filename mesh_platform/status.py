@@ -34,7 +34,7 @@ def product_status(settings: Settings, instance: dg.DagsterInstance) -> list[Pro
             out.append(ProductStatus(loc.name, "?", "?", "?", None, None, f"load error: {exc}"))
             continue
         for contract in contracts.values():
-            snap = table(contract, settings.env, settings.home).current()
+            snap = table(contract, settings.env, settings.home, settings.catalog_uri).current()
             published = snap is not None and snap.snapshot_id is not None
             out.append(ProductStatus(
                 domain=contract.domain,

@@ -1,12 +1,11 @@
 """All four locations materialized on the hand-written landing set; customer_360 checked row
-by row against tests/landing.py's EXPECTED_360, worked out by hand."""
+by row against tests/landing.py's EXPECTED_360, worked out by hand. On both set-ups: the laptop's
+(SQLite) and the team's (instance and catalog on PostgreSQL)."""
 
 import dagster as dg
 import duckdb
 from conftest import materialize
 from landing import EXPECTED_360
-
-from mesh_platform.storage import Catalog
 
 PRODUCTS = {
     "customer": "customer/profiles",
@@ -16,14 +15,15 @@ PRODUCTS = {
 }
 
 
-def test_full_materialization_builds_customer_360_row_by_row(mesh_home, instance):
+def test_full_materialization_builds_customer_360_row_by_row(mesh_home, backend):
+    instance = backend.instance
     for location, key in PRODUCTS.items():
         result = materialize(location, instance)
         assert result.success, location
         published = [e.asset_key.to_user_string() for e in result.get_asset_materialization_events()]
         assert published == [key]
 
-    catalog = Catalog(mesh_home)
+    catalog = backend.catalog
     snapshot = catalog.current("federation", "customer_360")
     rows = duckdb.read_parquet(list(snapshot.files)).to_arrow_table().to_pylist()
     got = {r.pop("customer_id"): r for r in rows}

@@ -196,8 +196,16 @@ class Catalog:
                 pass
         self._upload(files)  # into the table's location, which exists from here on
 
+        attempted = False
+
         def commit():
+            nonlocal attempted
             table = catalog.load_table(ident)
+            # A commit whose answer was lost (the database server went away while committing) may
+            # have landed: then this run's version is current, and committing it again would fail.
+            if attempted and _landed(table, snapshot_properties.get("mesh.run_id"), uris):
+                return
+            attempted = True
             with table.transaction() as tx:
                 # Schema evolution: columns a new contract version adds are added here.
                 with tx.update_schema() as update:
@@ -260,6 +268,16 @@ class Catalog:
         """The published versions, oldest first. An overwrite commits a delete and an append
         snapshot atomically; only the last snapshot of each publish was ever current."""
         return [s.snapshot_id for s in published_snapshots(self.load_table(namespace, name))]
+
+
+def _landed(table, run_id: str | None, uris: list[str]) -> bool:
+    """Whether the table's current snapshot is this run's, holding these files."""
+    current = table.current_snapshot()
+    if run_id is None or current is None or not current.summary:
+        return False
+    if current.summary.additional_properties.get("mesh.run_id") != run_id:
+        return False
+    return set(uris) <= {task.file.file_path for task in table.scan().plan_files()}
 
 
 def published_snapshots(table) -> list:

@@ -1,4 +1,5 @@
 # The two commands: `make dev` (set up, seed, materialize, open the UI) and `make test`.
+# `make dev-team`: the team layout on this machine (PostgreSQL, a code server per location, daemon, UI).
 SHELL := /bin/bash
 PYTHON ?= python3
 UV := $(PYTHON) -m uv
@@ -11,8 +12,11 @@ PORT ?= 3000
 export MESH_HOME ?= $(CURDIR)/.mesh
 export DAGSTER_HOME ?= $(MESH_HOME)/dagster
 MESH := .venv/bin/mesh
+# The team set-up's own home (its PostgreSQL cluster, instance, tables, landing data), inside the
+# project's state folder but apart from the laptop's catalog and tables.
+TEAM_HOME ?= $(MESH_HOME)/team
 
-.PHONY: dev dev-cloud test bench setup emulators seed materialize status ui clean
+.PHONY: dev dev-cloud dev-team test bench setup emulators seed materialize status ui clean
 
 setup: .venv/.synced emulators
 
@@ -63,6 +67,12 @@ dev: setup
 # apply), seeded, materialized and shown in the UI; Ctrl-C stops the UI and the emulators.
 dev-cloud: setup
 	.venv/bin/python -m mesh_platform.devcloud --customers $(CUSTOMERS) --port $(PORT)
+
+# PostgreSQL (Debian's server, its own OS user, loopback), a gRPC code server per location of
+# workspace-team.yaml, dagster-daemon and the UI on PORT, until Ctrl-C stops them all.
+dev-team: setup
+	MESH_HOME=$(TEAM_HOME) DAGSTER_HOME=$(TEAM_HOME)/dagster \
+	  .venv/bin/python -m mesh_platform.team --port $(PORT) --customers $(CUSTOMERS)
 
 test: setup
 	.venv/bin/python -m pytest

@@ -183,9 +183,9 @@ def _audit(settings: Settings, args) -> int:
 
 def _grants(settings: Settings, what: str) -> int:
     from mesh_platform.grants import GrantStore
-    from mesh_platform.storage import Catalog
+    from mesh_platform.places import local_catalog
 
-    store = GrantStore(Catalog(settings.home).db_path)
+    store = GrantStore(local_catalog(str(settings.home), settings.catalog_uri).url)
     if what == "apply":
         from mesh_platform.audit import AuditLog
         from mesh_platform.governance import apply_grants
@@ -252,7 +252,7 @@ def _maintain(settings: Settings, args) -> int:
     with _instance():
         pass  # runs left STARTED by a dead worker are marked failed first
     report = maintain_all(
-        settings.home, settings.env, product_contracts(), keep_versions=args.keep,
+        settings.home, settings.env, product_contracts(), catalog_url=settings.catalog_uri, keep_versions=args.keep,
         min_age=timedelta(hours=args.min_age_hours), orphan_age=timedelta(hours=args.older_than_hours),
         dry_run=args.dry_run,
     )
@@ -302,7 +302,7 @@ def _instance():
     from mesh_platform.runs import fail_orphaned_runs, write_instance_config
 
     home = Path(os.environ["DAGSTER_HOME"])
-    write_instance_config(home)
+    write_instance_config(home, Settings.from_env())
     with open(home / ".instance.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         instance = dg.DagsterInstance.get()
@@ -354,8 +354,10 @@ def _status(settings: Settings) -> int:
 
 
 def _ui(port: int) -> int:
+    from mesh_platform.runs import write_instance_config
     from mesh_platform.workspace import WORKSPACE
 
+    write_instance_config(Path(os.environ["DAGSTER_HOME"]), Settings.from_env())
     dagster = Path(sys.executable).with_name("dagster")
     cmd = [str(dagster), "dev", "-w", str(WORKSPACE), "-h", "127.0.0.1", "-p", str(port)]
     print(f"Dagster UI on http://127.0.0.1:{port} (Ctrl-C stops it and everything it started)")

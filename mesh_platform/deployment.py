@@ -8,6 +8,16 @@ MESH_HOME     where the mesh keeps its catalog, local tables, audit log and land
 MESH_LANDING  where the domains' source systems drop their exports (default: MESH_HOME/landing).
 MESH_DUCKDB_MEMORY_LIMIT  DuckDB's memory limit per step (default 768MB; beyond it, it spills).
 DAGSTER_HOME  the Dagster instance (runs, events, schedules) (default: MESH_HOME/dagster).
+MESH_INSTANCE where the shared state lives: `local` (default: Dagster's storage in SQLite under
+              DAGSTER_HOME, the Iceberg catalog and grants in SQLite under MESH_HOME: one machine)
+              or `postgres` (both on the PostgreSQL database of MESH_POSTGRES_URL, so that a
+              webserver, a daemon and code servers on different machines share one state; the
+              table files stay under MESH_HOME, which they must then share, or in a cloud).
+MESH_POSTGRES_URL  with MESH_INSTANCE=postgres: `postgresql+psycopg2://user:password@host:port/db`.
+              Written to no file: the instance config and the resources name the variable, and
+              each process reads it when it connects.
+MESH_MAX_CONCURRENT_RUNS  runs in progress at once in the instance (default 4); more wait queued.
+MESH_DOMAIN_RUN_LIMIT  runs in progress at once per domain (the `mesh/domain` run tag; default 1).
 MESH_SOURCE_<DOMAIN>_<SOURCE>  point one source at another export of the same shape,
               e.g. MESH_SOURCE_CUSTOMER_CRM_EXPORT=/data/crm/2026-11-25.csv.
 
@@ -25,7 +35,10 @@ from importlib import resources as package_files
 from pathlib import Path
 
 ENVIRONMENTS = ("dev", "prod")
+INSTANCES = ("local", "postgres")
 SOURCE_PREFIX = "MESH_SOURCE_"
+POSTGRES_URL = "MESH_POSTGRES_URL"  # the variable's name: the instance config and resources name it
+PSYCOPG2 = "postgresql+psycopg2://"
 
 
 @functools.cache
@@ -44,6 +57,10 @@ class Settings:
     dagster_home: Path
     duckdb_memory_limit: str
     source_overrides: dict[str, str] = field(default_factory=dict)
+    instance: str = "local"  # MESH_INSTANCE
+    postgres_url: str | None = None  # MESH_POSTGRES_URL, with MESH_INSTANCE=postgres
+    max_concurrent_runs: int = 4
+    domain_run_limit: int = 1
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -62,11 +79,57 @@ class Settings:
         }
         dagster_home = Path(env.get("DAGSTER_HOME", home / "dagster")).resolve()
         memory_limit = env.get("MESH_DUCKDB_MEMORY_LIMIT", "768MB")
-        return cls(name, home, landing, dagster_home, memory_limit, overrides)
+        instance = env.get("MESH_INSTANCE", "local")
+        if instance not in INSTANCES:
+            raise ValueError(f"MESH_INSTANCE={instance!r}: the instances are {list(INSTANCES)}")
+        postgres_url = None
+        if instance == "postgres":
+            postgres_url = postgres_sqlalchemy_url(env.get(POSTGRES_URL, ""))
+        return cls(
+            name, home, landing, dagster_home, memory_limit, overrides, instance, postgres_url,
+            _positive(env, "MESH_MAX_CONCURRENT_RUNS", 4), _positive(env, "MESH_DOMAIN_RUN_LIMIT", 1),
+        )
+
+    @property
+    def catalog_uri(self) -> str | None:
+        """The SQLAlchemy URL of the Iceberg SQL catalog (and the grants); None: SQLite under home."""
+        return self.postgres_url
 
     @property
     def deployment(self) -> dict:
         return deployment_file(self.env)
+
+
+def _positive(env, name: str, default: int) -> int:
+    value = env.get(name, str(default))
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"{name}={value!r}: a whole number of runs, at least 1")
+    return int(value)
+
+
+def postgres_sqlalchemy_url(url: str) -> str:
+    """MESH_POSTGRES_URL, checked: it must name the psycopg2 driver. SQLAlchemy 2.1 takes a bare
+    `postgresql://` for psycopg 3, which is not installed (and Dagster's Postgres storage fails on
+    it); the value is used as it is, by every process, so it is not rewritten here."""
+    if not url:
+        raise ValueError(f"MESH_INSTANCE=postgres needs {POSTGRES_URL}={PSYCOPG2}user:password@host:port/db")
+    if not url.startswith(PSYCOPG2):
+        scheme = url.split("://", 1)[0] if "://" in url else "?"
+        raise ValueError(
+            f"{POSTGRES_URL} must start with {PSYCOPG2} (SQLAlchemy 2.1 reads a bare postgresql:// as psycopg 3, "
+            f"which the mesh does not use); got a {scheme}:// URL"
+        )
+    return url
+
+
+def redacted(url: str) -> str:
+    """A database URL fit for a message: without its password."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - a malformed URL is shown by its scheme only
+        return url.split("://", 1)[0] + "://..."
 
 
 def aws_settings(region: str) -> dict[str, str]:
@@ -111,6 +174,8 @@ def azure_settings() -> dict[str, str]:
 
 def resources(consumer: str, settings: Settings | None = None) -> dict:
     """The resources every code location gets; `consumer` is who reads other domains' products."""
+    import dagster as dg
+
     from mesh_platform.engine import DuckDBEngine
     from mesh_platform.resource import MeshResource
 
@@ -122,6 +187,8 @@ def resources(consumer: str, settings: Settings | None = None) -> dict:
             landing=str(s.landing),
             consumer=consumer,
             source_overrides=s.source_overrides,
+            # Read by each run when it starts, not at load: the UI shows the variable, not the secret.
+            catalog_url=dg.EnvVar(POSTGRES_URL) if s.instance == "postgres" else "",
         ),
         "duckdb": DuckDBEngine(memory_limit=s.duckdb_memory_limit, temp_directory=str(s.home / "tmp")),
     }

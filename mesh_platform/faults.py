@@ -2,7 +2,9 @@
 
 With MESH_FAULTPOINT=<name> (and MESH_FAULTPOINT_READY=<file>), the process reaching that point
 writes its pid to the file and waits there, so that a test can signal or kill it at exactly
-that phase. Without the variable a point costs a dictionary lookup.
+that phase. With MESH_FAULTPOINT_RESUME=<file> too, it goes on once that file exists (a test
+changes the world around the process, e.g. stops a database, then lets it continue). Without the
+variables a point costs a dictionary lookup.
 """
 
 from __future__ import annotations
@@ -21,4 +23,10 @@ def point(name: str) -> None:
     with open(f"{ready}.tmp", "w") as f:
         f.write(str(os.getpid()))
     os.replace(f"{ready}.tmp", ready)
-    time.sleep(WAIT_SECONDS)  # the test ends the process here
+    resume = os.environ.get("MESH_FAULTPOINT_RESUME")
+    if resume is None:
+        time.sleep(WAIT_SECONDS)  # the test ends the process here
+        return
+    deadline = time.monotonic() + WAIT_SECONDS
+    while not os.path.exists(resume) and time.monotonic() < deadline:
+        time.sleep(0.05)

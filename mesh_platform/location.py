@@ -16,6 +16,7 @@ from mesh_platform import contract_versions, deployment, policies, registry
 from mesh_platform.contracts import Contract, ContractError, load_contract
 from mesh_platform.governance import grants_asset
 from mesh_platform.products import product_asset, source_spec
+from mesh_platform.runs import DOMAIN_TAG
 from mesh_platform.sources import check_landing_path
 from mesh_platform.spec import ProductSpec
 from mesh_platform.storage import Catalog
@@ -79,7 +80,9 @@ def location_definitions(folder: Path | str, name: str | None = None) -> dg.Defi
 
     ports = port_assets(name, contracts, {n: f[0] for n, f in functions.items()}, settings.env)
     assets += ports
-    job = dg.define_asset_job(f"{name}_products", selection=dg.AssetSelection.assets(*assets))
+    # Every run of the location carries its domain: the queue's per-domain limit counts it.
+    run_tags = {DOMAIN_TAG: name}
+    job = dg.define_asset_job(f"{name}_products", selection=dg.AssetSelection.assets(*assets), tags=run_tags)
     automated = [a for a in assets if a.automation_conditions_by_key.get(a.key)]
     scheduled = [a for a in assets if a not in automated]
     grants = grants_asset(name, PLATFORM_TEAM, list(contracts.values()))
@@ -88,7 +91,9 @@ def location_definitions(folder: Path | str, name: str | None = None) -> dg.Defi
     jobs, schedules = [job], []
     if scheduled:
         if len(scheduled) < len(assets):
-            jobs.append(dg.define_asset_job(f"{name}_scheduled", selection=dg.AssetSelection.assets(*scheduled)))
+            jobs.append(dg.define_asset_job(
+                f"{name}_scheduled", selection=dg.AssetSelection.assets(*scheduled), tags=run_tags,
+            ))
         schedules.append(dg.ScheduleDefinition(
             name=f"{name}_daily",
             job=jobs[-1],
@@ -101,6 +106,7 @@ def location_definitions(folder: Path | str, name: str | None = None) -> dg.Defi
         f"{name}_automation",
         target=dg.AssetSelection.assets(*automated),
         default_status=dg.DefaultSensorStatus.RUNNING,
+        run_tags=run_tags,
     )]
     return dg.Definitions(
         assets=[*(source_spec(s) for s in sources.values()), *assets, grants],

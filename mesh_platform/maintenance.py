@@ -96,17 +96,17 @@ def maintain(
     return report
 
 
-def maintain_all(home: Path, env: str, contracts: list, **options) -> MaintenanceReport:
+def maintain_all(home: Path, env: str, contracts: list, catalog_url: str | None = None, **options) -> MaintenanceReport:
     """Every product's table in `env`: the local catalog whole (and its scratch), and the tables
     of products that live in a cloud."""
     from mesh_platform.places import local_catalog, table
 
-    report = maintain(local_catalog(str(home)), **options)
+    report = maintain(local_catalog(str(home), catalog_url), **options)
     remote: dict = {}
     for contract in contracts:
         if contract.server(env).type == "bigquery":
             continue  # a BigQuery view (prod customer_360) holds no files
-        t = table(contract, env, home)
+        t = table(contract, env, home, catalog_url)
         if t.catalog.remote:
             remote.setdefault(t.catalog, []).append((t.namespace, t.name))
     for catalog, tables in remote.items():

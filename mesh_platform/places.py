@@ -1,7 +1,8 @@
 """Where a product lives in the active environment: its contract's `servers` entry for that
 environment, resolved to the Iceberg catalog, namespace, name and location of its table.
 
-dev:  type local, the SQLite catalog under MESH_HOME, namespace = the domain.
+dev:  type local, the SQL catalog (SQLite under MESH_HOME, or PostgreSQL with
+      MESH_INSTANCE=postgres), namespace = the domain.
 prod: type glue, the Glue database the server names, data at its S3 location; other types are
       served by their cloud's module (azure: ADLS; bigquery: the federation's view).
 """
@@ -38,10 +39,10 @@ class Table:
         return self.catalog.publish(self.namespace, self.name, files, properties, snapshot_properties, self.location)
 
 
-def table(contract: Contract, env: str, home: Path | str) -> Table:
+def table(contract: Contract, env: str, home: Path | str, catalog_url: str | None = None) -> Table:
     server = contract.server(env)
     if server.type == "local":
-        return Table(contract.key, "local", local_catalog(str(home)), contract.domain, contract.name, None)
+        return Table(contract.key, "local", local_catalog(str(home), catalog_url), contract.domain, contract.name, None)
     if server.type == "glue":
         from mesh_platform.deployment import deployment_file
         from mesh_platform.storage import GlueCatalog
@@ -56,8 +57,9 @@ def table(contract: Contract, env: str, home: Path | str) -> Table:
     raise ValueError(f"{contract.path}: servers ({env}): no Iceberg table for server type '{server.type}'")
 
 
-def local_catalog(home: str) -> Catalog:
-    return _cached(Catalog, home)
+def local_catalog(home: str, url: str | None = None) -> Catalog:
+    """The SQL catalog of local tables: SQLite under `home`, or the database `url` names."""
+    return _cached(Catalog, home, url or None)
 
 
 @functools.cache

@@ -26,7 +26,8 @@ def maintain_tables(context: dg.OpExecutionContext, config: MaintenanceConfig, m
     from mesh_platform.cloud.infra import product_contracts
 
     report = maintenance.maintain_all(
-        Path(mesh.home), mesh.env, product_contracts(), keep_versions=config.keep_versions,
+        Path(mesh.home), mesh.env, product_contracts(), catalog_url=mesh.catalog_url or None,
+        keep_versions=config.keep_versions,
         min_age=timedelta(hours=config.min_age_hours), orphan_age=timedelta(hours=config.orphan_age_hours),
     )
     maintenance.audit(mesh.audit_log(), report, actor="platform", run_id=context.run_id)

@@ -35,13 +35,40 @@ from mesh_platform.quality import OUTPUT, Outcome, audit, parquet_null_counts, s
 from mesh_platform.resource import MeshResource
 from mesh_platform.runs import HOST_TAG, this_host
 from mesh_platform.spec import ProductSpec
+from mesh_platform.storage import CatalogUnavailable
 
 
 class PublishBlocked(dg.Failure):
     pass
 
 
+# How long a step whose catalog database is down waits for it to answer again before it fails:
+# Dagster records the failure in the instance's database, on the same server in the team set-up.
+OUTAGE_REPORT_WAIT_SECONDS = 600
+
+
 def run_product(
+    context: dg.AssetExecutionContext,
+    contract: Contract,
+    spec: ProductSpec,
+    source_contracts: dict[str, Contract],
+    mesh: MeshResource,
+    engine: DuckDBEngine,
+):
+    try:
+        yield from _run_product(context, contract, spec, source_contracts, mesh, engine)
+    except CatalogUnavailable as exc:
+        # Nothing was committed: the previous snapshot stays current. The run's failure can be
+        # recorded only once the database answers again (a failure event written now would be
+        # lost, and the run left STARTED): wait for it, then fail with the reason.
+        back = mesh.catalog().wait_reachable(OUTAGE_REPORT_WAIT_SECONDS)
+        raise dg.Failure(
+            description=f"{contract.key}: nothing published: {exc}. The previous snapshot stays current"
+            + ("; the database answers again, run it again." if back else "."),
+        ) from None
+
+
+def _run_product(
     context: dg.AssetExecutionContext,
     contract: Contract,
     spec: ProductSpec,

@@ -18,18 +18,21 @@ class MeshResource(dg.ConfigurableResource):
     landing: str
     consumer: str  # the code location: the identity its reads are granted to and audited as
     source_overrides: dict[str, str] = {}
+    # The catalog database's SQLAlchemy URL with MESH_INSTANCE=postgres (given as EnvVar); empty:
+    # the SQLite catalog under `home`.
+    catalog_url: str = ""
 
     def catalog(self) -> Catalog:
         """The local catalog (in every environment it also holds the grants)."""
         from mesh_platform.places import local_catalog
 
-        return local_catalog(self.home)
+        return local_catalog(self.home, self.catalog_url or None)
 
     def table(self, contract):
         """Where `contract`'s product lives in this environment."""
         from mesh_platform.places import table
 
-        return table(contract, self.env, self.home)
+        return table(contract, self.env, self.home, self.catalog_url or None)
 
     def table_of(self, key: str):
         """Where another product lives, from its producer's contract in the workspace."""
@@ -40,7 +43,7 @@ class MeshResource(dg.ConfigurableResource):
     def grants(self):
         from mesh_platform.grants import GrantStore
 
-        return GrantStore(self.catalog().db_path)
+        return GrantStore(self.catalog().url)
 
     def audit_log(self):
         from mesh_platform.audit import AuditLog

@@ -7,16 +7,28 @@ Dagster cannot check the worker's health (`supports_check_run_worker_health` is 
 it only enforces start and cancel timeouts. So the mesh checks itself: a STARTED run started on
 this host whose worker process (the pid of its RUN_START event) is gone is marked failed. The
 platform's `run_monitor` sensor does this every 30 s, and `mesh` does it before it starts runs.
+
+Runs go through Dagster's queued run coordinator: at most MESH_MAX_CONCURRENT_RUNS in progress,
+and at most MESH_DOMAIN_RUN_LIMIT per domain, counted by the `mesh/domain` tag that every product
+run carries (the location's jobs and automation, and `mesh`'s own runs). The daemon launches
+what the queue lets through. With MESH_INSTANCE=postgres, runs, event log and schedules live in
+PostgreSQL; the config names the variable MESH_POSTGRES_URL, never its value.
 """
 
 from __future__ import annotations
 
+import os
 import socket
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dagster as dg
 
+if TYPE_CHECKING:
+    from mesh_platform.deployment import Settings
+
 HOST_TAG = "mesh/host"  # where the run's worker runs: only there can its pid be checked
+DOMAIN_TAG = "mesh/domain"  # the domain (code location) a run belongs to: the queue's per-domain limit
 MANAGED = "# Written by mesh (mesh_platform/runs.py). Delete this line to manage the file yourself.\n"
 INSTANCE_YAML = MANAGED + """\
 telemetry:
@@ -28,17 +40,49 @@ run_monitoring:
   start_timeout_seconds: 300
   cancel_timeout_seconds: 300
   poll_interval_seconds: 30
+run_queue:
+  dequeue_interval_seconds: 1
+  # A run dequeued while its code server restarts (a deploy), or before the daemon's view of the
+  # workspace caught up (it refreshes every 60 s), goes back in the queue instead of failing.
+  max_user_code_failure_retries: 12
+  user_code_failure_retry_delay: 10
+concurrency:
+  runs:
+    max_concurrent_runs: {max_runs}
+    tag_concurrency_limits:
+      - key: {domain_tag}
+        value:
+          applyLimitPerUniqueValue: true
+        limit: {domain_limit}
+"""
+POSTGRES_YAML = """\
+storage:
+  postgres:
+    postgres_url:
+      env: {variable}
 """
 
 
-def write_instance_config(dagster_home: Path) -> None:
+def instance_yaml(settings: Settings | None = None) -> str:
+    """The dagster.yaml the mesh writes for `settings` (default: the environment's)."""
+    from mesh_platform.deployment import POSTGRES_URL, Settings
+
+    s = settings or Settings.from_env()
+    text = INSTANCE_YAML.format(max_runs=s.max_concurrent_runs, domain_tag=DOMAIN_TAG, domain_limit=s.domain_run_limit)
+    if s.instance == "postgres":
+        text += POSTGRES_YAML.format(variable=POSTGRES_URL)
+    return text
+
+
+def write_instance_config(dagster_home: Path, settings: Settings | None = None) -> None:
     """dagster.yaml for the mesh's instance, unless someone manages the file themselves."""
+    wanted = instance_yaml(settings)
     dagster_home.mkdir(parents=True, exist_ok=True)
     config = dagster_home / "dagster.yaml"
     current = config.read_text() if config.exists() else None
-    if current is None or (current.startswith(MANAGED) and current != INSTANCE_YAML):
-        tmp = config.with_suffix(".yaml.tmp")
-        tmp.write_text(INSTANCE_YAML)
+    if current is None or (current.startswith(MANAGED) and current != wanted):
+        tmp = config.with_suffix(f".yaml.{os.getpid()}.tmp")  # several processes may write at once
+        tmp.write_text(wanted)
         tmp.replace(config)
 
 

@@ -37,7 +37,7 @@ def product_status(settings: Settings, instance: dg.DagsterInstance) -> list[Pro
         for contract in contracts.values():
             in_bigquery = contract.server(settings.env).type == "bigquery"  # a view: no snapshot to show
             try:
-                snap = None if in_bigquery else table(contract, settings.env, settings.home).current()
+                snap = None if in_bigquery else table(contract, settings.env, settings.home, settings.catalog_uri).current()
             except (ValueError, CloudError) as exc:  # its place is not configured or reachable here
                 out.append(ProductStatus(contract.domain, contract.name, contract.owner, contract.version, None, None,
                                          f"not readable here: {exc}"))

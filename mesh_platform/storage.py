@@ -2,7 +2,9 @@
 for the active environment (see places).
 
 Locally the catalog is a SQLite file and the data Parquet files under MESH_HOME, so any number of
-processes read while one writes; locations are relative to the home (see fileio), so a home can
+processes read while one writes; with MESH_INSTANCE=postgres the same SQL catalog lives in
+PostgreSQL (its URL given), so that processes on several machines share it, the files staying
+under a home they share; locations are relative to the home (see fileio), so a home can
 be copied or moved. On AWS the catalog is the domain's Glue database and the data live in S3:
 DuckDB writes each new version locally, the audit reads it there, and only an audited file is
 uploaded (multipart, by pyarrow) and committed. Commits are optimistic; a conflicting commit
@@ -31,6 +33,7 @@ if TYPE_CHECKING:
     import pyarrow as pa  # a second on import: loaded by the functions that need it
 
 COMMIT_ATTEMPTS = 12
+UNREACHABLE_SECONDS = 10.0  # a database server restarting is waited for this long
 WAREHOUSE = "warehouse"
 # Each commit writes a new metadata file; the table keeps this many earlier ones in its log
 # (time travel to them). Maintenance removes those that dropped out of the log.
@@ -61,40 +64,79 @@ class DataFile:
 
 
 class Catalog:
-    """The local catalog: SQLite and Parquet files under the home."""
+    """The local catalog: an Iceberg SQL catalog (SQLite under the home, or the PostgreSQL
+    database `url` names) and Parquet files under the home."""
 
     remote = False
 
-    def __init__(self, home: Path | str):
+    def __init__(self, home: Path | str, url: str | None = None):
         self.home = Path(home)
+        self._url = url or None
 
     @functools.cached_property
     def _catalog(self):
         from pyiceberg.catalog.sql import SqlCatalog
 
         self.home.mkdir(parents=True, exist_ok=True)
-        db = self.db_path
-        # WAL lets readers go on while another process commits. The mode is stored in the file:
-        # whoever sets it first wins, and a busy database means someone already did.
-        try:
-            with sqlite3.connect(db, timeout=30) as con:
-                if con.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-                    con.execute("PRAGMA journal_mode=WAL")
-        except sqlite3.OperationalError:
-            pass
+        extra = {}
+        if self._url is None:
+            # WAL lets readers go on while another process commits. The mode is stored in the
+            # file: whoever sets it first wins, and a busy database means someone already did.
+            try:
+                with sqlite3.connect(self.db_path, timeout=30) as con:
+                    if con.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                        con.execute("PRAGMA journal_mode=WAL")
+            except sqlite3.OperationalError:
+                pass
+        else:
+            extra["pool_pre_ping"] = "true"  # a pooled connection may predate a server restart
         (self.home / WAREHOUSE).mkdir(exist_ok=True)
         return retry(
             lambda: SqlCatalog(
                 "mesh",
-                uri=f"sqlite:///{db}",
+                uri=self.url,
                 warehouse=fileio.uri(WAREHOUSE),
+                **extra,
                 **{"py-io-impl": "mesh_platform.fileio.MeshFileIO", fileio.HOME_PROPERTY: str(self.home)},
-            )
+            ),
+            # Two processes creating the catalog's tables at once on PostgreSQL: one of them gets
+            # a duplicate-table (or duplicate type) error, and the tables exist on its next try.
+            also=_creation_races(),
+            what=f"the Iceberg catalog at {self.describe()}",
         )
 
     @property
     def db_path(self) -> Path:
+        """The SQLite file of the local catalog (not used when the catalog is in PostgreSQL)."""
         return self.home / "catalog.db"
+
+    @property
+    def url(self) -> str:
+        """The catalog database's SQLAlchemy URL: where the grants live too."""
+        return self._url or f"sqlite:///{self.db_path}"
+
+    def describe(self) -> str:
+        from mesh_platform.deployment import redacted
+
+        return redacted(self._url) if self._url else str(self.db_path)
+
+    def _retry(self, fn):
+        return retry(fn, what=f"the Iceberg catalog at {self.describe()}")
+
+    def wait_reachable(self, timeout: float) -> bool:
+        """Until the catalog's database answers again (True), or `timeout` seconds (False)."""
+        from sqlalchemy import text
+
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with self._catalog.engine.connect() as con:
+                    con.execute(text("SELECT 1"))
+                return True
+            except Exception:  # noqa: BLE001 - whatever the driver says, it does not answer yet
+                if time.monotonic() > deadline:
+                    return False
+                time.sleep(0.5)
 
     def table_location(self, namespace: str, name: str) -> str:
         return fileio.uri(f"{WAREHOUSE}/{namespace}/{name}")
@@ -140,14 +182,14 @@ class Catalog:
         # Created on first publish only: creating writes a metadata file even when the table
         # exists. Two processes may both see it missing: the loser gets the catalog's unique-key
         # violation rather than "already exists"; either way it exists.
-        if not retry(lambda: catalog.namespace_exists(namespace)):
+        if not self._retry(lambda: catalog.namespace_exists(namespace)):
             try:
-                retry(lambda: catalog.create_namespace(namespace))
+                self._retry(lambda: catalog.create_namespace(namespace))
             except (NamespaceAlreadyExistsError, IntegrityError):
                 pass
-        if not retry(lambda: catalog.table_exists(ident)):
+        if not self._retry(lambda: catalog.table_exists(ident)):
             try:
-                retry(lambda: catalog.create_table(
+                self._retry(lambda: catalog.create_table(
                     ident, schema=schema, location=location or self.table_location(namespace, name),
                     properties={**TABLE_PROPERTIES, **properties},
                 ))
@@ -155,8 +197,16 @@ class Catalog:
                 pass
         self._upload(files)  # into the table's location, which exists from here on
 
+        attempted = False
+
         def commit():
+            nonlocal attempted
             table = catalog.load_table(ident)
+            # A commit whose answer was lost (the database server went away while committing) may
+            # have landed: then this run's version is current, and committing it again would fail.
+            if attempted and _landed(table, snapshot_properties.get("mesh.run_id"), uris):
+                return
+            attempted = True
             with table.transaction() as tx:
                 # Schema evolution: columns a new contract version adds are added here.
                 with tx.update_schema() as update:
@@ -167,7 +217,7 @@ class Catalog:
                 tx.add_files(uris, snapshot_properties=snapshot_properties)
                 faults.point("commit")  # manifests written, the catalog not yet pointed at them
 
-        retry(commit)
+        self._retry(commit)
         faults.point("read-back")  # committed: readers see the new version from here on
         return self.current(namespace, name)
 
@@ -177,7 +227,7 @@ class Catalog:
 
         ident = f"{namespace}.{name}"
         try:
-            table = retry(lambda: self._catalog.load_table(ident))
+            table = self._retry(lambda: self._catalog.load_table(ident))
         except (NoSuchTableError, NoSuchNamespaceError):
             return None
         snap = table.snapshot_by_id(snapshot_id) if snapshot_id else table.current_snapshot()
@@ -204,21 +254,31 @@ class Catalog:
         return fileio.local_path(location, str(self.home))
 
     def load_table(self, namespace: str, name: str):
-        return retry(lambda: self._catalog.load_table(f"{namespace}.{name}"))
+        return self._retry(lambda: self._catalog.load_table(f"{namespace}.{name}"))
 
     def tables(self) -> list[tuple[str, str]]:
         """Every (namespace, table) in the catalog."""
         catalog = self._catalog
         return sorted(
             (ns[0], ident[-1])
-            for ns in retry(catalog.list_namespaces)
-            for ident in retry(lambda ns=ns: catalog.list_tables(ns))
+            for ns in self._retry(catalog.list_namespaces)
+            for ident in self._retry(lambda ns=ns: catalog.list_tables(ns))
         )
 
     def history(self, namespace: str, name: str) -> list[int]:
         """The published versions, oldest first. An overwrite commits a delete and an append
         snapshot atomically; only the last snapshot of each publish was ever current."""
         return [s.snapshot_id for s in published_snapshots(self.load_table(namespace, name))]
+
+
+def _landed(table, run_id: str | None, uris: list[str]) -> bool:
+    """Whether the table's current snapshot is this run's, holding these files."""
+    current = table.current_snapshot()
+    if run_id is None or current is None or not current.summary:
+        return False
+    if current.summary.additional_properties.get("mesh.run_id") != run_id:
+        return False
+    return set(uris) <= {task.file.file_path for task in table.scan().plan_files()}
 
 
 def published_snapshots(table) -> list:
@@ -246,19 +306,56 @@ def _nullable(schema: pa.Schema) -> pa.Schema:
     return pa.schema([field(f) for f in schema])
 
 
-def retry(fn):
+class CatalogUnavailable(RuntimeError):
+    """The catalog's database could not be reached: nothing was read or committed."""
+
+
+def retry(fn, also: tuple = (), what: str = "the catalog"):
     """Retry commit conflicts and SQLite lock contention with jittered backoff. A publish
-    replaces the whole table, so after a conflict the retry simply commits on the new head."""
+    replaces the whole table, so after a conflict the retry simply commits on the new head.
+    A database server that does not answer (a PostgreSQL catalog whose server is down or
+    restarting) is retried for UNREACHABLE_SECONDS, then CatalogUnavailable names it: a commit
+    that never reached it changed nothing."""
     from pyiceberg.exceptions import CommitFailedException, ValidationException
     from sqlalchemy.exc import OperationalError
 
-    for attempt in range(COMMIT_ATTEMPTS):
+    attempt, unreachable_since = 0, None
+    while True:
         try:
             return fn()
-        except (CommitFailedException, ValidationException, OperationalError):
+        except OperationalError as exc:
+            if _unreachable(exc):
+                unreachable_since = unreachable_since or time.monotonic()
+                if time.monotonic() - unreachable_since > UNREACHABLE_SECONDS:
+                    reason = str(exc.orig or exc).strip().splitlines()[0]
+                    raise CatalogUnavailable(
+                        f"{what} did not answer for {UNREACHABLE_SECONDS:.0f}s ({reason}); nothing was committed to it"
+                    ) from exc
+                time.sleep(0.5)
+                continue
             if attempt == COMMIT_ATTEMPTS - 1:
                 raise
-            time.sleep(random.uniform(0.05, 0.2) * 2 ** min(attempt, 4))
+        except (CommitFailedException, ValidationException, *also):
+            if attempt == COMMIT_ATTEMPTS - 1:
+                raise
+        time.sleep(random.uniform(0.05, 0.2) * 2 ** min(attempt, 4))
+        attempt += 1
+
+
+def _unreachable(exc) -> bool:
+    """An OperationalError that says the server is gone, not that SQLite is busy."""
+    return bool(getattr(exc, "connection_invalidated", False)) or any(
+        s in str(exc.orig or exc) for s in (
+            "could not connect", "Connection refused", "server closed the connection", "terminating connection",
+            "the database system is", "connection to server", "no connection to the server",
+        )
+    )
+
+
+def _creation_races() -> tuple:
+    from sqlalchemy.exc import IntegrityError, ProgrammingError
+
+    return (IntegrityError, ProgrammingError)
 
 
 class GlueCatalog(Catalog):
@@ -326,6 +423,9 @@ class GlueCatalog(Catalog):
 
         with clear_errors(self.region, "listing the Glue tables"):
             return super().tables()
+
+    def describe(self) -> str:
+        return f"AWS Glue ({self.region})"
 
     def table_location(self, namespace: str, name: str) -> str:
         raise ValueError(f"{namespace}.{name}: a Glue table's location comes from its contract's server")

@@ -52,9 +52,9 @@ def materialize(
 ) -> dg.ExecutionResult:
     """One real Dagster run of every product of a location, recorded in `instance`: in this
     process, or as the UI runs it, with each step in its own process."""
-    from mesh_platform.runs import HOST_TAG, this_host
+    from mesh_platform.runs import DOMAIN_TAG, HOST_TAG, this_host
 
-    tags = {"mesh/trigger": "mesh-cli", HOST_TAG: this_host(), **(tags or {})}
+    tags = {"mesh/trigger": "mesh-cli", HOST_TAG: this_host(), DOMAIN_TAG: location, **(tags or {})}
     if in_process:
         return location_job(location).execute_in_process(instance=instance, raise_on_error=False, tags=tags)
     job = dg.build_reconstructable_job(__name__, "location_job", reconstructable_args=(location,))

@@ -164,6 +164,7 @@ class Postgres(Service):
     def _start(self) -> None:
         self._prepare_base()
         first = not (self.data_dir / "PG_VERSION").exists()
+        self._stop_stale_server()
         if first:
             self._run([
                 self._bin("initdb"), "-D", str(self.data_dir), "-U", self.user,
@@ -180,6 +181,19 @@ class Postgres(Service):
         self.pid = int((self.data_dir / "postmaster.pid").read_text().split()[0])
         if first:
             self._run([self._bin("createdb"), "-h", HOST, "-p", str(self.port), "-U", self.user, self.database])
+
+    def _stop_stale_server(self) -> None:
+        """A server still running on this data folder, left by a process that was killed before
+        it could stop it (a kept state_dir): stopped, so that this start can take it over."""
+        try:
+            pid = int((self.data_dir / "postmaster.pid").read_text().split()[0])
+            with open(f"/proc/{pid}/cmdline", "rb") as f:  # that pid may be someone else's by now
+                ours = str(self.data_dir).encode() in f.read().split(b"\0")
+        except (OSError, ValueError, IndexError):
+            return
+        if ours and pid_alive(pid):
+            self.pid = pid
+            self._stop()
 
     def _stop(self) -> None:
         pid, self.pid = self.pid, None

@@ -1,5 +1,6 @@
 """The four code locations materialized at the same time, each in its own process, as four
-deployments would: none fails, and customer_360 matches the upstream snapshots it records."""
+deployments would: none fails, and customer_360 matches the upstream snapshots it records. On
+both set-ups: the laptop's (SQLite) and the team's (instance and catalog on PostgreSQL)."""
 
 import os
 import subprocess
@@ -11,7 +12,6 @@ from conftest import materialize
 
 from mesh_platform.registry import location_order
 from mesh_platform.seed import generate_landing
-from mesh_platform.storage import Catalog
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCATIONS = ["customer", "orders", "preferences", "federation"]
@@ -23,9 +23,9 @@ def _env(home: Path) -> dict:
     return env
 
 
-def test_four_locations_in_parallel_publish_consistently(mesh_home, instance):
-    home = mesh_home
-    env = _env(home)
+def test_four_locations_in_parallel_publish_consistently(mesh_home, backend):
+    home, instance = mesh_home, backend.instance
+    env = {**_env(home), **backend.env}
     generate_landing(home / "landing", customers=3_000, seed=1)
     for loc in location_order(LOCATIONS):  # a first version of every product, in this process
         assert materialize(loc, instance).success, loc
@@ -43,7 +43,7 @@ def test_four_locations_in_parallel_publish_consistently(mesh_home, instance):
     for loc, proc, out in zip(LOCATIONS, procs, outputs):
         assert proc.returncode == 0, f"{loc} failed:\n{out}"
 
-    catalog = Catalog(home)
+    catalog = backend.catalog
     for domain, name in [("customer", "profiles"), ("orders", "history"), ("preferences", "settings")]:
         assert len(catalog.history(domain, name)) == 2, f"{domain}/{name}: one snapshot per run"
     c360 = catalog.current("federation", "customer_360")

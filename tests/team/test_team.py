@@ -22,6 +22,7 @@ from conftest import create_database, drop_database
 from landing import EXPECTED_360, write_landing
 
 from mesh_platform import storage
+from mesh_platform.registry import location_order
 from mesh_platform.runs import DOMAIN_TAG, write_instance_config
 from mesh_platform.storage import Catalog
 from mesh_platform.team import CodeServerSpec, TeamDeployment, code_server_specs, free_port, render_workspace
@@ -108,7 +109,7 @@ def team(postgres_server, tmp_path_factory):
         instance = dg.DagsterInstance.from_config(str(deployment.dagster_home))
         # A first version of every asset (products and grants), published in this process into
         # the same instance and catalog: the deployment's automation starts with nothing to do.
-        for name in LOCATIONS:
+        for name in location_order(LOCATIONS):  # customer/insights reads orders and preferences
             defs = locations()[name].definitions()
             result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
                 instance=instance, tags={DOMAIN_TAG: name}, raise_on_error=False,

@@ -18,9 +18,9 @@ import duckdb
 import pyarrow.dataset as ds
 import pytest
 
+from bench import dbt_peer
 from bench.compare import Mismatch, compare
 from bench.measure import clean_env
-from bench import dbt_peer
 from bench.systems import DBT, LIMIT, PRODUCTS, ROOT, SYSTEMS, USUAL
 from mesh_platform.contracts import load_contract
 from mesh_platform.seed import generate_landing

@@ -1,10 +1,11 @@
-"""`make bench`: the mesh against the raw DuckDB limit and the usual pandas way.
+"""`make bench`: the mesh against the raw DuckDB limit, dbt and the usual pandas way.
 
 For each scale: landing data from the project's seeded generator, then several rounds in
 which every system refreshes all four products from the same files, in rotating order. Each
 run is measured (wall, CPU, peak RSS of its process tree) and its outputs are checked equal
 to the others' (order-independent); a difference stops the benchmark. Medians are reported.
-Then each code location's load time in fresh processes, and `make dev` to a materialized UI.
+Then dbt's fixed cost per run (cold and warm, on a tiny landing set), each code location's load
+time in fresh processes, and `make dev` to a materialized UI.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 
 import duckdb
 
+from bench import dbt_peer
 from bench.compare import compare
 from bench.measure import clean_env, run_measured
 from bench.startup import location_load, make_dev_seconds
@@ -38,18 +40,26 @@ def main(argv: list[str] | None = None) -> int:
         help="run SYSTEM in only the first N rounds at SCALE (e.g. usual@1000000=1: it takes minutes)",
     )
     parser.add_argument("--load-rounds", type=int, default=5, help="fresh processes per location")
+    parser.add_argument("--fixed-runs", type=int, default=5,
+                        help=f"runs of each kind timing dbt's fixed cost at {dbt_peer.FIXED_COST_CUSTOMERS:,} customers (0: skip)")
     parser.add_argument("--no-dev", action="store_true", help="skip timing `make dev`")
     parser.add_argument("--dir", type=Path, default=ROOT / ".bench", help="landing data, work dirs, results")
     args = parser.parse_args(argv)
     scales = [int(s) for s in args.scales.split(",")]
     systems = [SYSTEMS[s] for s in args.systems.split(",")]
     caps = {tuple(c.split("=")[0].split("@")): int(c.split("=")[1]) for c in args.cap}
+    with_dbt = any(s.name == "dbt" for s in systems)
+    if with_dbt:
+        dbt_peer.require_env()
 
     results: dict = {"scales": {}, "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
-                     "machine": machine()}
+                     "machine": machine() + (f"; dbt peer (own environment): {dbt_peer.versions()}" if with_dbt else "")}
     for scale in scales:
         landing = _landing(args.dir, scale)
         runs: dict[str, list[dict]] = {s.name: [] for s in systems}
+        for system in systems:
+            if system.prepare:
+                system.prepare(landing, args.dir / "work" / str(scale) / system.name)
         for round_ in range(args.rounds):
             order = systems[round_ % len(systems):] + systems[: round_ % len(systems)]
             order = [s for s in order if round_ < caps.get((s.name, str(scale)), args.rounds)]
@@ -64,6 +74,12 @@ def main(argv: list[str] | None = None) -> int:
         results["scales"][scale] = runs
         _save(args.dir, results)  # kept even if a later part fails
 
+    if with_dbt and args.fixed_runs:
+        customers = dbt_peer.FIXED_COST_CUSTOMERS
+        results["dbt_fixed_cost"] = dbt_peer.fixed_cost(
+            _landing(args.dir, customers), args.dir / "work" / "fixed-cost", args.fixed_runs)
+        print("\n".join(dbt_peer.render_fixed_cost(results["dbt_fixed_cost"], customers)), flush=True)
+        _save(args.dir, results)
     results["location_load"] = _location_loads(args.load_rounds)
     _save(args.dir, results)
     if not args.no_dev:
@@ -181,6 +197,8 @@ def render(results: dict) -> str:
                 lines.append(f"- {name}: {b / a:.2f}x the time")
         lines.append("")
     lines += _targets(results)
+    if "dbt_fixed_cost" in results:
+        lines += dbt_peer.render_fixed_cost(results["dbt_fixed_cost"], dbt_peer.FIXED_COST_CUSTOMERS)
     loads = results["location_load"]
     bare = _median(loads["import_dagster_s"])
     lines += ["## Code location load, fresh process (medians)", "",
@@ -196,7 +214,9 @@ def _step_table(runs: dict) -> list[str]:
     lines = [
         "Per step (medians). A Dagster step's CPU and peak RSS are its own process's, start-up "
         "included; '-' where steps share the run's process (in-process executor). The limit's are "
-        "its one process's while the statement ran, tables kept from earlier steps included.", "",
+        "its one process's while the statement ran, tables kept from earlier steps included. dbt's are "
+        "its models' execution times from run_results.json and its data tests' times summed (two "
+        "threads in one process: no CPU or RSS of their own).", "",
         "| system | step | s | CPU s | peak RSS MiB |", "|---|---|---:|---:|---:|",
     ]
     for name, rs in runs.items():
@@ -260,6 +280,11 @@ def _ratios(runs: dict) -> list[str]:
         out.append(f"- whole refresh, mesh in-process / limit: {wall('mesh_in_process') / wall('limit'):.2f}x")
     if "mesh" in runs and "usual" in runs:
         out.append(f"- whole refresh, usual / mesh: {wall('usual') / wall('mesh'):.2f}x")
+    if "dbt" in runs and "limit" in runs:
+        out.append(f"- whole refresh, dbt / limit: {wall('dbt') / wall('limit'):.2f}x")
+        out.append(f"- customer_360 step, dbt / limit: {step('dbt', 'customer_360') / step('limit', 'customer_360'):.2f}x")
+    if "dbt" in runs and "mesh" in runs:
+        out.append(f"- whole refresh, mesh / dbt: {wall('mesh') / wall('dbt'):.2f}x")
     return out
 
 

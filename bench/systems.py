@@ -1,4 +1,4 @@
-"""The three systems under benchmark, run on the same landing files: how to start each, its
+"""The systems under benchmark, run on the same landing files: how to start each, its
 per-step times, and where its customer_360 ends up."""
 
 from __future__ import annotations
@@ -8,6 +8,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
+
+from bench import dbt_peer
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -28,6 +30,8 @@ class System:
     steps: Callable[[Path], dict[str, dict]]
     output: Callable[[Path, str], str]  # (work, product) -> a DuckDB table expression
     database: Callable[[Path], Path] | None = None  # a DuckDB file the output expression reads
+    # (landing, work) -> None: run once, unmeasured, before a scale's first round (dbt's parse)
+    prepare: Callable[[Path, Path], None] | None = None
 
 
 def dagster_steps(dagster_home: Path) -> dict[str, dict]:
@@ -88,4 +92,14 @@ USUAL = System(
     database=lambda work: work / "usual.duckdb",
 )
 
-SYSTEMS = {s.name: s for s in (_mesh(False), _mesh(True), LIMIT, USUAL)}
+# `dbt build` of bench/dbt/ from its own environment (bench/dbt_peer.py).
+DBT = System(
+    name="dbt",
+    command=dbt_peer.command,
+    env=dbt_peer.env,
+    steps=dbt_peer.steps,
+    output=lambda work, product: f"read_parquet('{work / product}.parquet')",
+    prepare=dbt_peer.prepare,
+)
+
+SYSTEMS = {s.name: s for s in (_mesh(False), _mesh(True), LIMIT, USUAL, DBT)}

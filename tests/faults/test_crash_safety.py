@@ -82,6 +82,7 @@ class Worker:
         write_landing(home / "landing", crm_csv=VERSIONS["A"])
         subprocess.run(MATERIALIZE_ALL, env=self.env, check=True, capture_output=True)
         self.counts: Counter = Counter()
+        self.orphans_before = 0  # files no version names, found before each maintenance
 
     def stop_once(self, signame: str, phase: str, round_: int) -> None:
         new = "B" if self.version == "A" else "A"
@@ -121,29 +122,40 @@ class Worker:
         assert rows(catalog.current("customer", "profiles")) == self.expected[new]
 
         # Maintenance leaves exactly what the current snapshot and its metadata name.
+        self.orphans_before += sum(len(o) for o in self.orphans(catalog))
         maintain(catalog, keep_versions=1, min_age=timedelta(0), orphan_age=timedelta(0))
-        table = catalog.load_table("customer", "profiles")
         current = catalog.current("customer", "profiles")
         data = sorted(str(p) for p in (self.home / "warehouse/customer/profiles/data").iterdir())
-        assert data == sorted(current.files), f"{signame} at {phase}: orphan data files"
-        named = {Path(catalog.local_path(table.metadata_location)).name}
-        named |= {Path(catalog.local_path(m.metadata_file)).name for m in table.metadata.metadata_log}
-        named |= {Path(catalog.local_path(s.manifest_list)).name for s in table.snapshots()}
-        named |= {Path(catalog.local_path(m.manifest_path)).name for s in table.snapshots() for m in s.manifests(table.io)}
-        left = {p.name for p in (self.home / "warehouse/customer/profiles/metadata").iterdir()}
-        assert left == named, f"{signame} at {phase}: orphan metadata files {sorted(left - named)}"
+        assert data == sorted(current.files), f"{signame} at {phase}: data files of expired versions or orphans"
+        orphan_data, orphan_metadata = self.orphans(catalog)
+        assert not orphan_data, f"{signame} at {phase}: orphan data files {sorted(orphan_data)}"
+        assert not orphan_metadata, f"{signame} at {phase}: orphan metadata files {sorted(orphan_metadata)}"
         assert not any((self.home / "tmp").rglob("*.*")) if (self.home / "tmp").exists() else True
         self.counts[(signame, phase)] += 1
 
 
-def drive(home: Path, expected: dict, steps: list) -> Counter:
+    def orphans(self, catalog: Catalog) -> tuple[set[str], set[str]]:
+        """Files in profiles' table folder that no snapshot and no metadata of it names."""
+        table = catalog.load_table("customer", "profiles")
+        data = {str(p) for p in (self.home / "warehouse/customer/profiles/data").iterdir()}
+        for sid in catalog.history("customer", "profiles"):
+            data -= set(catalog.current("customer", "profiles", sid).files)
+        named = {Path(catalog.local_path(table.metadata_location)).name}
+        named |= {Path(catalog.local_path(m.metadata_file)).name for m in table.metadata.metadata_log}
+        named |= {Path(catalog.local_path(s.manifest_list)).name for s in table.snapshots()}
+        named |= {Path(catalog.local_path(m.manifest_path)).name for s in table.snapshots() for m in s.manifests(table.io)}
+        metadata = {p.name for p in (self.home / "warehouse/customer/profiles/metadata").iterdir()} - named
+        return data, metadata
+
+
+def drive(home: Path, expected: dict, steps: list) -> tuple[Counter, int]:
     """In a worker process: this home's environment, then every stop of `steps`."""
     worker = Worker(home, expected)
     os.environ.clear()
     os.environ.update(worker.env)
     for step in steps:
         worker.stop_once(*step)
-    return worker.counts
+    return worker.counts, worker.orphans_before
 
 
 @pytest.mark.timeout(900)
@@ -156,11 +168,12 @@ def test_publish_survives_every_signal_at_every_phase(tmp_path):
     with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
         results = list(pool.map(drive, homes, [expected] * 2, [plan[i::2] for i in range(2)]))
 
-    counts = results[0] + results[1]
+    counts = results[0][0] + results[1][0]
     per_signal = Counter()
     for (signame, _), n in counts.items():
         per_signal[signame] += n
-    print("\nstops per signal:", dict(per_signal), "\nper (signal, phase):", dict(sorted(counts.items())))
+    print("\nstops per signal:", dict(per_signal), "\nper (signal, phase):", dict(sorted(counts.items())),
+          f"\norphan files found before maintenance: {results[0][1] + results[1][1]}, after: 0")
     assert per_signal == {s: ROUNDS_PER_PHASE * len(faults.POINTS) for s in SIGNALS}
 
     # No run stays STARTED: a killed process's run is marked failed by the run monitor (each

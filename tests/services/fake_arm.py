@@ -155,7 +155,8 @@ class FakeArm:
         location = self.resources[key]["location"]
         url = (f"{self.url}/subscriptions/{m['sub']}/providers/Microsoft.Synapse/locations/{location}"
                f"/operationStatuses/{op}?api-version=2021-03-01")
-        return {"Azure-AsyncOperation": url, "Retry-After": "0"}
+        # Not "0": azure-core reads a zero Retry-After as none and waits its default 30 s a poll.
+        return {"Azure-AsyncOperation": url, "Retry-After": "1"}
 
     def _operation(self, op_id: str):
         op = self.operations.get(op_id)
@@ -163,7 +164,7 @@ class FakeArm:
             return 404, _error("OperationNotFound", op_id), {}
         op["polls"] += 1
         if op["polls"] <= POLLS_IN_PROGRESS:
-            return 200, {"id": op_id, "name": op_id, "status": "InProgress"}, {"Retry-After": "0"}
+            return 200, {"id": op_id, "name": op_id, "status": "InProgress"}, {"Retry-After": "1"}
         self.resources[op["resource"]]["properties"]["provisioningState"] = "Succeeded"
         return 200, {"id": op_id, "name": op_id, "status": "Succeeded"}, {}
 

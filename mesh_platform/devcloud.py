@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     env |= {"MESH_ENV": ENV, "MESH_HOME": str(home), "DAGSTER_HOME": str(home / "dagster")}
     env.pop("MESH_LANDING", None)
 
-    services, ui = {}, None
+    services, ui, arm = {}, None, None
     try:
         for cloud in clouds_in_use(deployment):
             service = _emulator(cloud, home / "emulators", deployment)
@@ -119,6 +119,13 @@ def main(argv: list[str] | None = None) -> int:
             services[cloud] = service
             _say(f"{cloud}: {type(service).__name__} on 127.0.0.1:{service.port} ({service.start_seconds:.1f} s)")
         settings = {k: v for s in services.values() for k, v in s.env().items()}
+        if "azure" in services:  # the Synapse workspace and its resource group
+            from mesh_platform.emulators.fake_arm import FakeArm
+
+            arm = FakeArm().start()
+            settings["AZURE_RESOURCE_MANAGER_URL"] = arm.url
+            _say(f"azure: Azure Resource Manager is a FAKE on {arm.url} (nothing emulates ARM or Synapse; "
+                 "see mesh_platform/emulators/fake_arm.py)")
         env |= settings
         print("\n# The emulated clouds; point your own tools at them with:", flush=True)
         for key, value in settings.items():
@@ -168,6 +175,8 @@ def main(argv: list[str] | None = None) -> int:
                 service.stop()
             except EmulatorError as exc:
                 _say(f"stopping {cloud}: {exc}")
+        if arm is not None:
+            arm.stop()
         _say("stopped the UI and the emulators")
 
 

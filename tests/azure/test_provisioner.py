@@ -1,6 +1,6 @@
 """The Azure infrastructure of customer/insights, reconciled by the platform: the ADLS filesystem
 with its tags and ACL (on Azurite), the resource group and the Synapse workspace (through the
-real azure-mgmt-resource and azure-mgmt-synapse clients, against tests/azure/fake_arm.py, a FAKE
+real azure-mgmt-resource and azure-mgmt-synapse clients, against mesh_platform/emulators/fake_arm.py, a FAKE
 Azure Resource Manager endpoint on loopback: not Azure, see its docstring).
 """
 

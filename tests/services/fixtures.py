@@ -9,7 +9,8 @@ standard SDK settings in its environment:
     azure        Azurite, containers deleted, with AZURE_STORAGE_CONNECTION_STRING set
     postgres     Postgres (running; restarted if a test left it stopped), with PG* set
     browser_page a fresh Playwright page in the session's Chromium
-    arm          the fake Azure Resource Manager (services/fake_arm.py: no emulator of ARM exists),
+    arm          the FAKE Azure Resource Manager (mesh_platform/emulators/fake_arm.py: nothing
+                 emulates ARM),
                  emptied, as AZURE_RESOURCE_MANAGER_URL
 
 The session-scoped ones (`moto_server`, `bigquery_emulator`, `azurite_server`,
@@ -25,9 +26,8 @@ from pathlib import Path
 
 import pytest
 
-from services.fake_arm import FakeArm
-
 from mesh_platform.emulators import Azurite, BigQueryEmulator, MotoServer, Postgres, chromium
+from mesh_platform.emulators.fake_arm import FakeArm
 
 # How long each session server took to start (seconds), for the report at the session's end.
 START_SECONDS: dict[str, float] = {}

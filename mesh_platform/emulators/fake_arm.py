@@ -1,4 +1,5 @@
-"""A FAKE Azure Resource Manager endpoint, for tests only: a small HTTP server on loopback that
+"""A FAKE Azure Resource Manager endpoint, for the tests and `make dev-cloud` only: a small HTTP
+server on loopback that
 answers the few ARM calls the platform makes (resource groups, Synapse workspaces) the way ARM
 documents them, and records every request.
 

@@ -1,6 +1,6 @@
 """Publish time on the AWS emulator against local, for the issue note (a measurement, not a test).
 
-    .venv/bin/python -m bench.cloud_publish [--customers 1000000] [--locations customer,orders]
+    .venv/bin/python -m bench.cloud_publish [--customers 1000000] [--locations orders,preferences,customer]
 
 Seeds the landing data once (`mesh seed --customers N`) into a temporary home, then materializes
 each location's products in the dev environment (Iceberg on local files: the commit registers the
@@ -24,15 +24,20 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _materialize(location: str) -> dict[str, dict]:
+def _materialize(location: str, env: str) -> dict[str, dict]:
+    """The location's products in `env`; in prod those on AWS only (customer/insights lives on Azure)."""
     import dagster as dg
 
+    from mesh_platform.cloud.infra import product_contracts
     from mesh_platform.workspace import locations
 
     loc = locations()[location]
+    keys = [dg.AssetKey(c.key.split("/")) for c in product_contracts()
+            if c.domain == location and (env == "dev" or c.server(env).type == "glue")]
     with dg.instance_for_test() as instance:
         began = time.perf_counter()
-        result = loc.definitions().resolve_job_def(loc.job_name).execute_in_process(instance=instance, raise_on_error=False)
+        result = loc.definitions().resolve_job_def(loc.job_name).execute_in_process(
+            instance=instance, raise_on_error=False, asset_selection=keys)
         wall = time.perf_counter() - began
         if not result.success:
             failures = [e.step_failure_data.error.message for e in result.all_events if e.is_step_failure]
@@ -56,10 +61,12 @@ def _file_mb(key: str, env: str, home: Path) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.cloud_publish", description=__doc__.split("\n\n")[0])
     parser.add_argument("--customers", type=int, default=1_000_000)
-    parser.add_argument("--locations", default="customer,orders")
+    parser.add_argument("--locations", default="orders,preferences,customer")
     parser.add_argument("--keep", action="store_true", help="keep the temporary home")
     args = parser.parse_args(argv)
-    locations = [x for x in args.locations.split(",") if x]
+    from mesh_platform.registry import location_order
+
+    locations = location_order([x for x in args.locations.split(",") if x])  # inputs first
 
     from mesh_platform.emulators import MotoServer
 
@@ -79,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.update({"MESH_ENV": "dev", "MESH_HOME": str(base / "dev")})
         for location in locations:
             print(f"local: materializing {location} ...", flush=True)
-            for key, meta in _materialize(location).items():
+            for key, meta in _materialize(location, "dev").items():
                 results.setdefault(key, {})["local"] = {**meta, "mb": _file_mb(key, "dev", base / "dev")}
 
         with MotoServer(state_dir=base / "moto") as moto:
@@ -91,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
             infra.apply(Settings.from_env(), ["aws"])
             for location in locations:
                 print(f"emulator: materializing {location} ...", flush=True)
-                for key, meta in _materialize(location).items():
+                for key, meta in _materialize(location, "prod").items():
                     results.setdefault(key, {})["emulator"] = {**meta, "mb": _file_mb(key, "prod", base / "prod")}
 
         print(f"\npublish at {args.customers:,} customers (s; publish = upload + commit; moto on loopback)")

@@ -10,10 +10,9 @@ pass through unchanged.
 
 from __future__ import annotations
 
+import functools
 import os
 from urllib.parse import urlparse
-
-from pyiceberg.io.pyarrow import PyArrowFileIO
 
 SCHEME = "mesh"
 HOME_PROPERTY = "mesh.home"
@@ -34,9 +33,25 @@ def local_path(location: str, home: str) -> str:
     return location
 
 
-class MeshFileIO(PyArrowFileIO):
-    @staticmethod
-    def parse_location(location: str, properties=None) -> tuple[str, str, str]:
-        if location.startswith(f"{SCHEME}:"):
-            return "file", "", local_path(location, properties[HOME_PROPERTY])
-        return PyArrowFileIO.parse_location(location, properties or {})
+def __getattr__(name: str):
+    # pyiceberg loads the FileIO by name (`py-io-impl`) when a catalog opens a table. Its pyarrow
+    # module takes half a second to import, which a code location's load must not pay: the class
+    # is made on first use.
+    if name == "MeshFileIO":
+        return _mesh_file_io()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+@functools.cache
+def _mesh_file_io() -> type:
+    from pyiceberg.io.pyarrow import PyArrowFileIO
+
+    class MeshFileIO(PyArrowFileIO):
+        @staticmethod
+        def parse_location(location: str, properties=None) -> tuple[str, str, str]:
+            if location.startswith(f"{SCHEME}:"):
+                return "file", "", local_path(location, properties[HOME_PROPERTY])
+            return PyArrowFileIO.parse_location(location, properties or {})
+
+    MeshFileIO.__module__ = __name__
+    return MeshFileIO

@@ -251,7 +251,6 @@ def _targets(results: dict) -> list[str]:
         rows.append(("whole refresh, usual / mesh", f"{speedup:.1f}x", ">= 5x", speedup >= 5))
     peak = _median([r["peak_rss_mb"] for r in large["mesh"]])
     rows.append(("peak RSS of the mesh's refresh (process tree)", f"{peak:.0f} MiB", "<= 1.5 GiB", peak <= 1536))
-    bare = _median(results["location_load"]["import_dagster_s"])
     worst = max(_median(v) for k, v in results["location_load"].items() if k != "import_dagster_s")
     rows.append(("slowest code location load on top of `import dagster`", f"{worst:.2f}s", "<= 0.5s", worst <= 0.5))
     if len(scales) > 1 and "mesh" in results["scales"][scales[0]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
 import signal
 import sys
@@ -12,20 +13,36 @@ from pathlib import Path
 
 from mesh_platform.deployment import Settings
 
-FEDERATION = "federation"
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """Every option's help shows its default."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", _Help)
+        super().__init__(*args, **kwargs)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="mesh", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+    from importlib.metadata import version
+
+    parser = argparse.ArgumentParser(prog="mesh", description=__doc__, formatter_class=_Help)
+    parser.add_argument("--version", action="version", version=f"mesh {version('mesh')}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     seed = sub.add_parser("seed", help="generate deterministic landing data for the three domains")
-    seed.add_argument("--customers", type=int, default=10_000)
-    seed.add_argument("--seed", type=int, default=7)
-    mat = sub.add_parser("materialize", help="run every product through real Dagster runs")
-    mat.add_argument("locations", nargs="*", help="code locations (default: all, domains first)")
-    run = sub.add_parser("run", help="materialize one code location")
-    run.add_argument("location")
+    seed.add_argument("--customers", type=int, default=10_000, help="customers to generate (orders and preferences "
+                      "follow from them)")
+    seed.add_argument("--seed", type=int, default=7, help="random seed: the same seed gives the same files")
+    mat = sub.add_parser("materialize", help="run the products through real Dagster runs, a run per code location "
+                         "in lineage order; a failure skips only what reads it")
+    mat.add_argument("locations", nargs="*", help="code locations (default: all of them)")
+    mat.add_argument("--select", metavar="SELECTION",
+                     help="only these products, in Dagster's asset selection syntax (as the UI's search takes it): "
+                     "'customer/profiles+', 'group:orders', 'not key:customer/insights' (default: every product)")
+    run = sub.add_parser("run", help="materialize one code location (mesh materialize LOCATION)")
+    run.add_argument("location", help="the code location")
     for p in (mat, run):
+        p.add_argument("-v", "--verbose", action="store_true", help="show Dagster's own log of each run")
         p.add_argument(
             "--in-process", action="store_true",
             help="run every step in the run's process (default: a process per step, as the UI runs it)",
@@ -77,19 +94,20 @@ def main(argv: list[str] | None = None) -> int:
                        help="only this cloud (repeatable; default: every cloud whose module is installed)")
     infra.add_argument("--detailed-exitcode", action="store_true",
                        help="plan: exit 2 when something would change, 0 when nothing would")
-    sub.add_parser("status", help="show every product's published state and checks")
+    status = sub.add_parser("status", help="every product's published version, freshness and latest checks")
+    status.add_argument("--json", action="store_true", help="a JSON array instead of a table")
     ui = sub.add_parser("ui", help="start the Dagster UI on 127.0.0.1")
-    ui.add_argument("--port", type=int, default=3000)
+    ui.add_argument("--port", type=int, default=3000, help="port on 127.0.0.1")
     args = parser.parse_args(argv)
 
     settings = Settings.from_env()
     os.environ["DAGSTER_HOME"] = str(settings.dagster_home)
     return {
         "seed": lambda: _seed(settings, args.customers, args.seed),
-        "materialize": lambda: _materialize(args.locations, args.in_process, _tags(args)),
-        "run": lambda: _run(args.location, args.in_process, _tags(args)),
+        "materialize": lambda: _materialize(args.locations, args.in_process, _tags(args), args.select, args.verbose),
+        "run": lambda: _materialize([args.location], args.in_process, _tags(args), None, args.verbose),
         "maintain": lambda: _maintain(settings, args),
-        "status": lambda: _status(settings),
+        "status": lambda: _status(settings, args.json),
         "check": lambda: _check(args.base),
         "contract": lambda: _contract(settings, args),
         "audit": lambda: _audit(settings, args),
@@ -264,31 +282,44 @@ def _maintain(settings: Settings, args) -> int:
     return 0
 
 
-def _materialize(names: list[str], in_process: bool, tags: dict[str, str]) -> int:
-    """Each location's products as its own Dagster run, each location after those whose
-    products it reads (domains first, the federation last; customer, whose insights read orders
-    and preferences, after them): the order in which the UI's backfill of the whole graph runs them. One run at a time: DuckDB already spreads one product over every core,
-    and the machine's memory then holds one step's worth, not one per location."""
-    from mesh_platform.registry import location_order
-    from mesh_platform.workspace import locations, materialize
+def _materialize(names: list[str], in_process: bool, tags: dict[str, str], select: str | None = None,
+                 verbose: bool = False) -> int:
+    """The selected products of `names` (default: every location), locations in lineage order,
+    one run at a time: DuckDB already spreads one product over every core, and the machine's
+    memory then holds one step's worth, not one per location (see mesh_platform.refresh)."""
+    from rich.console import Console
+
+    from mesh_platform.refresh import refresh
+    from mesh_platform.workspace import locations
 
     known = locations()
-    names = names or list(known)
-    unknown = [n for n in names if n not in known]
-    if unknown:
-        print(f"unknown code locations {unknown}; known: {list(known)}", file=sys.stderr)
-        return 2
+    for name in names:
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f"did you mean '{close[0]}'?" if close else f"the code locations are: {', '.join(known)}"
+            print(f"mesh: no code location '{name}'; {hint}", file=sys.stderr)
+            return 2
+    plan: dict = {name: None for name in (names or known)}  # None: all of the location's products
+    if select:
+        from mesh_platform.selection import SelectionError, resolve
+
+        try:
+            plan = resolve(select, list(plan))
+        except SelectionError as exc:
+            print(f"mesh: {exc}", file=sys.stderr)
+            return 2
+    console = Console(highlight=False, soft_wrap=True)
+    quiet = None if verbose else {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+    log_file = None if verbose else Settings.from_env().home / "logs" / "materialize.log"
+    start = time.perf_counter()
     with _instance() as instance:
-        for name in location_order(names):
-            print(f"  {name:<12} materializing ...", flush=True)
-            start = time.perf_counter()
-            result = materialize(name, instance, in_process, tags)
-            took = time.perf_counter() - start
-            if not result.success:
-                print(f"  {name:<12} FAILED after {took:.1f}s\n{_failures(result)}", file=sys.stderr)
-                return 1
-            print(f"  {name:<12} done in {took:.1f}s: {_published(result)}", flush=True)
-    return 0
+        done = refresh(plan, instance, in_process=in_process, tags=tags, console=console, run_config=quiet,
+                       log_file=log_file)
+    console.print(f"\n{'Done' if done.ok else 'Finished with failures'} in {time.perf_counter() - start:.1f}s. "
+                  f"{done.summary()}")
+    if not done.ok and log_file is not None:
+        console.print(f"Dagster's log of these runs: {log_file} (or -v to see it here; every run is in the UI)")
+    return 0 if done.ok else 1
 
 
 def _instance():
@@ -310,46 +341,31 @@ def _instance():
     return instance
 
 
-def _run(location: str, in_process: bool, tags: dict[str, str]) -> int:
-    from mesh_platform.workspace import materialize
+def _status(settings: Settings, as_json: bool = False) -> int:
+    import json
 
-    with _instance() as instance:
-        result = materialize(location, instance, in_process, tags)
-    if not result.success:
-        print(_failures(result), file=sys.stderr)
-        return 1
-    print(_published(result))
-    return 0
+    from rich.console import Console
+    from rich.table import Table
 
-
-def _failures(result) -> str:
-    return "\n".join(e.step_failure_data.error.message for e in result.all_events if e.is_step_failure)
-
-
-def _published(result) -> str:
-    published = [e.asset_key.to_user_string() for e in result.get_asset_materialization_events()]
-    return f"run {result.run_id[:8]} published {', '.join(published) or 'nothing'}"
-
-
-def _status(settings: Settings) -> int:
     from mesh_platform.status import product_status
 
     with _instance() as instance:
         rows = product_status(settings, instance)
-    header = ("domain", "product", "owner", "version", "rows", "last published", "checks")
-    table = [header] + [
-        (
+    if as_json:
+        print(json.dumps([r.as_dict() for r in rows], indent=1))
+        return 0
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for name in ("domain", "product", "owner", "version", "rows", "last published", "freshness", "checks"):
+        table.add_column(name, justify="right" if name == "rows" else "left")
+    for r in rows:
+        table.add_row(
             r.domain, r.product, r.owner, r.contract_version,
             f"{r.rows:,}" if r.rows is not None else "-",
             datetime.fromtimestamp(r.published_ms / 1000, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
             if r.published_ms else "never",
-            r.checks,
+            r.freshness, r.checks,
         )
-        for r in rows
-    ]
-    widths = [max(len(str(row[i])) for row in table) for i in range(len(header))]
-    for row in table:
-        print("  ".join(str(v).ljust(w) for v, w in zip(row, widths)).rstrip())
+    Console(highlight=False, width=200).print(table)
     return 0
 
 

@@ -133,7 +133,7 @@ def usages(entry: Entry, schemas: dict[str, dict[str, str]]) -> dict[str, Usage]
 
 
 def _upstream_view(key: str) -> str:
-    return "upstream_" + key.replace("/", "_")
+    return "upstream_" + key.partition("@")[0].replace("/", "_")
 
 
 @dataclass
@@ -272,19 +272,27 @@ def _fields(col: exp.Column) -> list[str]:
 
 def consumers_of(key: str, entries: dict[str, Entry], new_major: int | None = None) -> list[Entry]:
     """The products reading `key` that have not moved to major version `new_major`: every
-    product whose inputs name it unversioned (side-by-side major versions do not exist yet), or
-    pinned to an older major (`key@N`)."""
+    product whose inputs name it unversioned, or pinned to an older major (`key@N`) that no
+    older version served side by side (`key_vN`) keeps for them; and, for such a side-by-side
+    version, the products pinned to it."""
     out = []
     for entry in entries.values():
         for name in entry.inputs:
-            base, _, pin = name.partition("@")
-            if base != key:
-                continue
-            pinned = int(pin.lstrip("v")) if pin.lstrip("v").isdigit() else None
-            if pinned is None or new_major is None or pinned < new_major:
+            if _reads(name, key, entries, new_major):
                 out.append(entry)
                 break
     return sorted(out, key=lambda e: e.key)
+
+
+def _reads(written: str, key: str, entries: dict[str, Entry], new_major: int | None) -> bool:
+    base, _, pin = written.partition("@")
+    if base != key:
+        return bool(pin) and f"{base}_v{pin}" == key
+    if not pin:
+        return True
+    if f"{key}_v{pin}" in entries:
+        return False  # it reads the older major served beside this one
+    return new_major is None or int(pin) < new_major
 
 
 def impacts(diff: Diff, entries: dict[str, Entry], new_major: int | None = None) -> list[Impact]:
@@ -307,7 +315,7 @@ def impacts(diff: Diff, entries: dict[str, Entry], new_major: int | None = None)
                 if consumer.key not in cache:
                     cache[consumer.key] = usages(consumer, schemas)
                 usage = cache[consumer.key].get(key) or next(
-                    (u for k, u in cache[consumer.key].items() if k.partition("@")[0] == key), None)
+                    (u for k, u in cache[consumer.key].items() if _reads(k, key, entries, None)), None)
                 if usage is None:
                     continue
                 columns = tuple(usage.reads(change.column))

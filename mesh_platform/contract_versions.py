@@ -3,9 +3,9 @@ is compared with (the published one, or the one at a git ref), and the gate on v
 
 The gate: a contract whose changes against its base are breaking (see mesh_platform.contract_diff)
 must carry a new major version ("1.0.0 -> 1.1.0 removes column lifetime_value: breaking; release
-it as 2.0.0"); and a new major version may not break a consumer that has not moved to it. Until
-side-by-side major versions exist, no consumer has: every product whose inputs name the product
-(unversioned, or pinned to an older major as `key@N`) and reads what the change breaks (see
+it as 2.0.0"); and a new major version may not break a consumer that has not moved to it: every
+product whose inputs name the product unversioned, or pinned to an older major (`key@N`) that no
+side-by-side product (`name_vN`) still serves, and reads what the change breaks (see
 mesh_platform.consumers) stops the release. Breaking changes that leave what consumers read
 readable (a tightened rule or SLA, a column made required) need the major version, and list the
 consumers, but stop no release once it has it. A compatible change needs no bump; a major bump

@@ -9,10 +9,12 @@ Every error names the file and the field at fault.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
+import os
 import re
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -97,6 +99,10 @@ class Contract:
     servers: tuple[Server, ...]
     volume_max_drop: float | None  # percent the row count may fall per publish; None: unchecked
     custom: dict[str, Any]  # the contract's top-level customProperties, by property name
+    # An older major version served beside the latest (file `<name>_v<N>.odcs.yaml`): the
+    # product it is a version of ("profiles"), and the date after which it is no longer served.
+    series: str | None = None
+    retires: date | None = None
 
     @property
     def readers(self) -> tuple[str, ...]:
@@ -105,6 +111,15 @@ class Contract:
     @property
     def key(self) -> str:
         return f"{self.domain}/{self.name}"
+
+    @property
+    def series_key(self) -> str:
+        """The unversioned key: the latest major version of the product this contract is a version of."""
+        return f"{self.domain}/{self.series}" if self.series else self.key
+
+    @property
+    def major(self) -> int | None:
+        return _major_of(self.version)
 
     def server(self, environment: str) -> Server:
         """The product's place in `environment`; a product that has none cannot load there."""
@@ -131,6 +146,7 @@ class Contract:
 
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+DEPRECATION_PROPERTY = "deprecationDate"  # customProperties: the last day an older major is served
 _UNITS = {
     "m": "minutes", "min": "minutes", "minute": "minutes", "minutes": "minutes",
     "h": "hours", "hr": "hours", "hour": "hours", "hours": "hours",
@@ -158,24 +174,51 @@ _BOUNDS = (
 
 
 @functools.cache
+def _odcs_schema() -> bytes:
+    return (resources.files("open_data_contract_standard") / "schema.json").read_bytes()
+
+
+@functools.cache
 def _odcs_validator():
     import jsonschema
 
-    schema = json.loads(
-        (resources.files("open_data_contract_standard") / "schema.json").read_text()
-    )
-    return jsonschema.Draft201909Validator(schema)
+    return jsonschema.Draft201909Validator(json.loads(_odcs_schema()))
+
+
+def _validated_marker(text: str) -> Path:
+    """Where a contract text that passed the ODCS schema is remembered. Validation costs about
+    40 ms a contract and every code location reads every contract of the workspace on each load
+    (a code server's restart, each step process); the same bytes against the same schema always
+    give the same answer, so it is kept by content hash and computed once per change."""
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mesh" / "odcs-valid"
+    digest = hashlib.sha256(_odcs_schema() + b"\0" + text.encode("utf-8")).hexdigest()
+    return cache / digest
+
+
+def _schema_errors(text: str, data: dict) -> list:
+    marker = _validated_marker(text)
+    if marker.exists():
+        return []
+    errors = list(_odcs_validator().iter_errors(data))
+    if not errors:
+        try:
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.touch()
+        except OSError:
+            pass  # a read-only home: validate every time
+    return errors
 
 
 def load_contract(path: Path | str) -> Contract:
     path = Path(path)
     try:
-        data = strict_yaml.load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        data = strict_yaml.load(text)
     except (strict_yaml.YamlProblem, UnicodeDecodeError) as exc:
         raise ContractError(path, "(yaml)", str(exc)) from None
     if not isinstance(data, dict):
         raise ContractError(path, "(document)", "not an ODCS contract (expected a mapping)")
-    errors = list(_odcs_validator().iter_errors(data))
+    errors = _schema_errors(text, data)
     if errors:
         err = _first_precise(errors)
         field = err.json_path.removeprefix("$.") if err.absolute_path else "(document)"
@@ -258,10 +301,11 @@ def _to_contract(path: Path, m) -> Contract:
         raise ContractError(path, "quality", f"rule names must be unique: {rule_names}")
     server = (m.servers or [None])[0]
     custom = {c.property: c.value for c in (m.customProperties or []) if c.property}
+    series, retires = _side_by_side(path, name, m.version, custom)
     return Contract(
         path=path,
         domain=m.domain,
-        name=name,
+        name=f"{name}_v{_major_of(m.version)}" if series else name,
         version=m.version,
         status=m.status or "active",
         description=_description(m, obj),
@@ -277,7 +321,34 @@ def _to_contract(path: Path, m) -> Contract:
         servers=tuple(_server(x) for x in (m.servers or [])),
         volume_max_drop=_volume(path, custom),
         custom=custom,
+        series=series,
+        retires=retires,
     )
+
+
+def _major_of(version: str) -> int | None:
+    m = re.match(r"^(\d+)\.\d+\.\d+", version)
+    return int(m.group(1)) if m else None
+
+
+def _side_by_side(path: Path, name: str, version: str, custom: dict) -> tuple[str | None, date | None]:
+    """(series, retirement date) of an older major version's contract, kept beside the latest
+    as `<name>_v<N>.odcs.yaml` with the same schema name; (None, None) for any other file."""
+    m = re.match(rf"^{re.escape(name)}_v(\d+)\.odcs\.yaml$", path.name)
+    if not m:
+        return None, None
+    if _major_of(version) != int(m.group(1)):
+        raise ContractError(
+            path, "version", f"'{version}' in the file of major version {m.group(1)} of '{name}' "
+            f"(a side-by-side major keeps its major: {m.group(1)}.x.y)")
+    raw = custom.get(DEPRECATION_PROPERTY)
+    try:
+        return name, date.fromisoformat(str(raw))
+    except ValueError:
+        raise ContractError(
+            path, f"customProperties.{DEPRECATION_PROPERTY}",
+            f"{'missing' if raw is None else repr(raw) + ' is not a date'}: an older major version served "
+            f"side by side names the last day it is served (YYYY-MM-DD)") from None
 
 
 def _column(path: Path, field: str, p) -> Column:

@@ -1,11 +1,13 @@
 """A code location from a folder: contracts/, sources/ and products/ in, Definitions out.
 
 A domain team adds a product by dropping `contracts/<name>.odcs.yaml` and a `@product`
-function named `<name>` in `products/`; nothing else changes.
+function named `<name>` in `products/`; nothing else changes. An older major version served
+beside the latest is `contracts/<name>_v<N>.odcs.yaml` with a function `<name>_v<N>`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import sys
 from pathlib import Path
@@ -65,6 +67,10 @@ def location_definitions(folder: Path | str, name: str | None = None) -> dg.Defi
     unreadable: set[str] = set()  # locations that do not load: their own load says why
     others = registry.workspace_entries(skip=name, unreadable=unreadable)
     registry.check_location(name, own, others, unreadable)
+    notices: dict[str, list[str]] = {}
+    for fn_name, (spec, path) in list(functions.items()):
+        resolved, notices[fn_name] = _resolve_inputs(spec, {**others, **own})
+        functions[fn_name] = (resolved, path)
     # Breaking changes against the published contract need a new major version, and that may
     # not break a consumer still reading the old one.
     contract_versions.check_published(list(contracts.values()), Catalog(settings.home), lambda: {**others, **own})
@@ -72,7 +78,7 @@ def location_definitions(folder: Path | str, name: str | None = None) -> dg.Defi
 
     assets = [
         product_asset(contracts[n], functions[n][0], sources, [str(w) for w in warnings if w.path == str(contracts[n].path)],
-                      settings.env)
+                      settings.env, notices[n])
         for n in sorted(contracts)
     ]
     # Platform-owned copies of the inputs of products that live in BigQuery (prod customer_360).
@@ -136,6 +142,25 @@ def check_overrides(location: str, own_sources: list[str], overrides: dict[str, 
                 f"{deployment.SOURCE_PREFIX}{key.upper()}", "(environment)",
                 f"names no landing source; the sources are {names}",
             )
+
+
+def _resolve_inputs(spec: ProductSpec, everything: dict[str, registry.Entry]) -> tuple[ProductSpec, list[str]]:
+    """The spec with each pinned input ("customer/profiles@1") resolved to the product that
+    serves it, and the warnings of pinned majors close to retirement. An input of a location
+    that does not load stays as written: its read fails with the reason."""
+    inputs, written, notices = [], [], []
+    for name in spec.inputs:
+        try:
+            key = registry.resolve_input(name, everything)
+        except LookupError:
+            key = name
+        inputs.append(key)
+        if key != name:
+            written.append((name, key))
+        notice = registry.retirement_notice(name, everything[key]) if key in everything else None
+        if notice:
+            notices.append(notice)
+    return dataclasses.replace(spec, inputs=tuple(inputs), written=tuple(written)), notices
 
 
 def location_contracts(folder: Path | str) -> dict[str, Contract]:

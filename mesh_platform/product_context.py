@@ -38,8 +38,9 @@ class ProductContext:
         self.contract, self.log = contract, log
         self._read: dict[str, int] = {}
         # Each input is also a view for the contract's sql rules, which check the output against it.
+        written = {product: name for name, product in spec.written}
         for key in inputs:
-            self._input_relation(key).to_view(upstream_view(key))
+            self._input_relation(key).to_view(upstream_view(written.get(key, key)))
 
     def sql(self, query: str, **params) -> Relation:
         """One SELECT over the views this step made (sources, products, your own to_view names)."""
@@ -55,6 +56,7 @@ class ProductContext:
     def product(self, key: str) -> Relation:
         """The published snapshot of another product ("domain/product") this step was granted,
         pinned when the run started; masked or reduced as its grant says."""
+        key = dict(self._spec.written).get(key, key)
         if key not in self._inputs:
             raise UsageError(f"{self._label}: '{key}' is not declared in @product(inputs=...)")
         self._read[key] = self._inputs[key].snapshot.snapshot_id
@@ -77,4 +79,6 @@ class ProductContext:
 
 
 def upstream_view(key: str) -> str:
-    return "upstream_" + key.replace("/", "_")
+    """The view of an input for contract rules: "upstream_customer_profiles" for
+    "customer/profiles", whichever major version the product pins ("customer/profiles@1")."""
+    return "upstream_" + key.partition("@")[0].replace("/", "_")

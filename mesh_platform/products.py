@@ -57,7 +57,7 @@ def source_spec(contract: Contract) -> dg.AssetSpec:
 
 def product_asset(
     contract: Contract, spec: ProductSpec, sources: dict[str, Contract], policy_warnings: list[str] = (),
-    env: str = "dev",
+    env: str = "dev", input_notices: list[str] = (),
 ) -> dg.AssetsDefinition:
     key = product_key(contract)
     in_bigquery = contract.server(env).type == "bigquery"  # a view in BigQuery (prod customer_360): cloud/gcp.py
@@ -94,7 +94,8 @@ def product_asset(
     @dg.asset(
         key=key,
         deps=[*inputs, *(source_key(contract.domain, s) for s in spec.sources)],
-        description=contract.description,
+        description=(f"Major version {contract.major} of {contract.series_key}, served beside the latest until "
+                     f"{contract.retires.isoformat()}. " if contract.series else "") + contract.description,
         group_name=contract.domain,
         owners=[contract.owner],
         # The contract's own tags become labels, so the catalog can be searched by them.
@@ -114,6 +115,9 @@ def product_asset(
             "contract_status": contract.status,
             "readers": ", ".join(contract.readers) or "(owner only)",
             **({"policy_warnings": dg.MetadataValue.json(list(policy_warnings))} if policy_warnings else {}),
+            **({"serves": f"major version {contract.major} of {contract.series_key}, until "
+                          f"{contract.retires.isoformat()} (then retired)"} if contract.series else {}),
+            **({"input_retirements": dg.MetadataValue.json(list(input_notices))} if input_notices else {}),
         },
         check_specs=check_specs,
         freshness_policy=(
@@ -124,6 +128,8 @@ def product_asset(
         automation_condition=automation,
     )
     def _product(context: dg.AssetExecutionContext, mesh: MeshResource, duckdb: DuckDBEngine):
+        for notice in input_notices:
+            context.log.warning(notice)
         if contract.server(mesh.env).type == "bigquery":
             from mesh_platform.cloud.gcp import run_view_product
 

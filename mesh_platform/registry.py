@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import difflib
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 from mesh_platform.contracts import Contract, ContractError, load_contract
@@ -87,7 +88,8 @@ def location_order(names: list[str]) -> list[str]:
     entries = workspace_entries(skip="")
     location_of = {e.key: e.location for e in entries.values()}
     needs = {
-        n: {location_of[i] for e in entries.values() if e.location == n for i in e.inputs if i in location_of} - {n}
+        n: {location_of[i.partition("@")[0]] for e in entries.values() if e.location == n for i in e.inputs
+            if i.partition("@")[0] in location_of} - {n}
         for n in names
     }
     ordered: list[str] = []
@@ -107,23 +109,73 @@ def check_location(
     everything = {**others, **own}
     for entry in own.values():
         field = f"@product {entry.contract.name}: inputs"
-        for key in entry.inputs:
-            producer = everything.get(key)
-            if producer is None and key.split("/")[0] in unreadable:
+        for written in entry.inputs:
+            if written.split("/")[0] in unreadable and written.partition("@")[0] not in everything:
                 continue
-            if producer is None:
-                close = difflib.get_close_matches(key, everything, n=1)
-                hint = f"; did you mean '{close[0]}'?" if close else f"; products: {sorted(everything)}"
-                raise ContractError(entry.code, field, f"'{key}' is not a product of the workspace{hint}")
+            try:
+                producer = everything[resolve_input(written, everything)]
+            except LookupError as exc:
+                raise ContractError(entry.code, field, str(exc)) from None
             if producer.location != location and location not in producer.contract.readers:
                 raise ContractError(
                     entry.code, field,
-                    f"'{key}' is not granted to '{location}' by {producer.contract.path} "
+                    f"'{written}' is not granted to '{location}' by {producer.contract.path} "
                     f"(roles: {list(producer.contract.readers) or 'none'}); its owners add a role with access: read",
                 )
+            _check_retirement(entry, field, written, producer)
         cycle = _cycle(entry.key, everything)
         if cycle:
             raise ContractError(entry.code, field, f"a cycle of inputs: {' reads '.join(cycle)}")
+
+
+def resolve_input(written: str, everything: dict[str, Entry]) -> str:
+    """The product an input names. `domain/name` is the latest major version; `domain/name@N`
+    is major N: the latest if that is N, else the older major served beside it (`name_vN`)."""
+    key, _, pin = written.partition("@")
+    latest = everything.get(key)
+    if not pin:
+        if latest is None:
+            close = difflib.get_close_matches(key, everything, n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else f"; products: {sorted(everything)}"
+            raise LookupError(f"'{written}' is not a product of the workspace{hint}")
+        return key
+    side = f"{key}_v{pin}"
+    if side in everything:
+        return side
+    if latest is not None and latest.contract.major == int(pin):
+        return key
+    served = sorted(e.contract.version for e in everything.values() if e.contract.series_key == key)
+    raise LookupError(
+        f"'{written}': no major version {pin} of '{key}' is served"
+        + (f" (versions served: {', '.join(served)})" if served else " (no such product)"))
+
+
+# A consumer pinned to an older major is warned this many days before that major is retired.
+RETIREMENT_WARNING_DAYS = 30
+
+
+def retirement_notice(written: str, producer: Entry, today: date | None = None) -> str | None:
+    """A warning when the major version `written` pins is retired within RETIREMENT_WARNING_DAYS."""
+    retires = producer.contract.retires
+    if retires is None:
+        return None
+    days = (retires - (today or date.today())).days
+    if days > RETIREMENT_WARNING_DAYS:
+        return None
+    latest = producer.contract.series_key
+    return (f"'{written}' is retired after {retires.isoformat()} ({days} days left; "
+            f"{producer.contract.path}: customProperties.deprecationDate): move to '{latest}'")
+
+
+def _check_retirement(entry: Entry, field: str, written: str, producer: Entry) -> None:
+    retires = producer.contract.retires
+    if retires is not None and date.today() > retires:
+        raise ContractError(
+            entry.code, field,
+            f"'{written}' was retired after {retires.isoformat()} ({producer.contract.path}: "
+            f"customProperties.deprecationDate): read '{producer.contract.series_key}', "
+            "the latest major version, and adapt to its changes",
+        )
 
 
 def _cycle(start: str, everything: dict[str, Entry]) -> list[str] | None:
@@ -131,7 +183,8 @@ def _cycle(start: str, everything: dict[str, Entry]) -> list[str] | None:
     stack, seen = [[start]], set()
     while stack:
         path = stack.pop()
-        upstreams = everything[path[-1]].inputs if path[-1] in everything else ()
+        upstreams = [_resolved_or_written(i, everything) for i in everything[path[-1]].inputs] \
+            if path[-1] in everything else ()
         for upstream in upstreams:
             if upstream == start:
                 return [*path, start]
@@ -139,6 +192,13 @@ def _cycle(start: str, everything: dict[str, Entry]) -> list[str] | None:
                 seen.add(upstream)
                 stack.append([*path, upstream])
     return None
+
+
+def _resolved_or_written(written: str, everything: dict[str, Entry]) -> str:
+    try:
+        return resolve_input(written, everything)
+    except LookupError:
+        return written
 
 
 def product_contract(key: str) -> Contract:

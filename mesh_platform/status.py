@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
 
 import dagster as dg
 
@@ -22,6 +24,33 @@ class ProductStatus:
     rows: int | None
     published_ms: int | None
     checks: str
+    sla_s: float | None = None  # the contract's freshness SLA (latency), if any
+
+    @property
+    def fresh(self) -> bool | None:
+        """Published within its SLA; None when it has no SLA or was never published."""
+        if self.sla_s is None or self.published_ms is None:
+            return None
+        return time.time() - self.published_ms / 1000 <= self.sla_s
+
+    @property
+    def freshness(self) -> str:
+        if self.sla_s is None:
+            return "no SLA"
+        sla = f"SLA {_hours(self.sla_s)}"
+        if self.published_ms is None:
+            return f"never published ({sla})"
+        age = _hours(time.time() - self.published_ms / 1000)
+        return f"fresh ({age} old, {sla})" if self.fresh else f"OVERDUE ({age} old, {sla})"
+
+    def as_dict(self) -> dict:
+        published = (datetime.fromtimestamp(self.published_ms / 1000, timezone.utc).isoformat()
+                     if self.published_ms else None)
+        return {**asdict(self), "published": published, "fresh": self.fresh}
+
+
+def _hours(seconds: float) -> str:
+    return f"{seconds / 3600:.1f}h" if seconds >= 3600 else f"{seconds / 60:.0f}m"
 
 
 def product_status(settings: Settings, instance: dg.DagsterInstance) -> list[ProductStatus]:
@@ -51,6 +80,7 @@ def product_status(settings: Settings, instance: dg.DagsterInstance) -> list[Pro
                 rows=int(snap.summary.get("total-records", 0)) if published else None,
                 published_ms=snap.timestamp_ms if published else None,
                 checks=_checks(instance, contract),
+                sla_s=contract.freshness.total_seconds() if contract.freshness else None,
             ))
     return out
 

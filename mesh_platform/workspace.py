@@ -48,14 +48,17 @@ def location_job(location: str) -> dg.JobDefinition:
 
 
 def materialize(
-    location: str, instance: dg.DagsterInstance, in_process: bool = True, tags: dict[str, str] | None = None
+    location: str, instance: dg.DagsterInstance, in_process: bool = True, tags: dict[str, str] | None = None,
+    products: list[dg.AssetKey] | None = None, run_config: dict | None = None,
 ) -> dg.ExecutionResult:
-    """One real Dagster run of every product of a location, recorded in `instance`: in this
-    process, or as the UI runs it, with each step in its own process."""
+    """One real Dagster run of the products of a location (`products`, default all), recorded in
+    `instance`: in this process, or as the UI runs it, with each step in its own process."""
     from mesh_platform.runs import DOMAIN_TAG, HOST_TAG, this_host
 
     tags = {"mesh/trigger": "mesh-cli", HOST_TAG: this_host(), DOMAIN_TAG: location, **(tags or {})}
     if in_process:
-        return location_job(location).execute_in_process(instance=instance, raise_on_error=False, tags=tags)
+        return location_job(location).execute_in_process(
+            instance=instance, raise_on_error=False, tags=tags, asset_selection=products, run_config=run_config
+        )
     job = dg.build_reconstructable_job(__name__, "location_job", reconstructable_args=(location,))
-    return dg.execute_job(job, instance, tags=tags)
+    return dg.execute_job(job, instance, tags=tags, asset_selection=products, run_config=run_config)

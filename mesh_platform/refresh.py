@@ -1,0 +1,232 @@
+"""`mesh materialize`: the selected products, a real Dagster run per code location, locations in
+lineage order. A product that fails or is blocked stops only what reads it (directly or through
+others); everything else still runs. One line per product as it starts and ends, then a summary
+as dbt prints it: PASS, WARN (published, a non-blocking check failed), BLOCKED (a blocking check
+failed: the previous version stays current), ERROR, SKIP (an upstream did not publish)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import dagster as dg
+from rich.console import Console
+
+from mesh_platform.registry import location_order
+from mesh_platform.selection import products_by_location
+from mesh_platform.workspace import materialize
+
+STATUSES = ("PASS", "WARN", "BLOCKED", "ERROR", "SKIP")
+STYLE = {"PASS": "green", "WARN": "yellow", "BLOCKED": "red", "ERROR": "bold red", "SKIP": "dim"}
+INVOCATION_TAG = "mesh/invocation"  # finds the run `materialize` is executing, to follow its events
+_FOLLOWED = {
+    dg.DagsterEventType.STEP_START, dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE,
+    dg.DagsterEventType.STEP_SKIPPED, dg.DagsterEventType.ASSET_MATERIALIZATION,
+    dg.DagsterEventType.ASSET_CHECK_EVALUATION,
+}
+
+
+@dataclass
+class Outcome:
+    key: str
+    status: str = "SKIP"
+    rows: int | None = None
+    seconds: float | None = None
+    message: str = ""
+    run_id: str | None = None
+
+
+@dataclass
+class Refresh:
+    outcomes: dict[str, Outcome] = field(default_factory=dict)
+
+    def counts(self) -> dict[str, int]:
+        return {s: sum(o.status == s for o in self.outcomes.values()) for s in STATUSES}
+
+    @property
+    def ok(self) -> bool:
+        return all(o.status in ("PASS", "WARN") for o in self.outcomes.values())
+
+    def summary(self) -> str:
+        return " ".join(f"{s}={n}" for s, n in self.counts().items())
+
+
+def refresh(
+    plan: dict[str, list[dg.AssetKey] | None], instance: dg.DagsterInstance, *, in_process: bool,
+    tags: dict[str, str], console: Console, run_config: dict | None = None, log_file: Path | None = None,
+) -> Refresh:
+    """Run `plan` (location -> its selected products, None for all of them). With `log_file`,
+    what the runs' processes write to stderr (Dagster's own lines) goes there instead."""
+    products = products_by_location(list(plan))
+    upstream = {k: {d.asset_key for d in a.specs_by_key[k].deps} for by_key in products.values() for k, a in by_key.items()}
+    done = Refresh()
+    failed: set[dg.AssetKey] = set()
+    width = max(len(k.to_user_string()) for by_key in products.values() for k in by_key)
+    show = _printer(console, width)
+    for location in location_order(list(plan)):
+        keys = plan[location] if plan[location] is not None else sorted(products[location], key=lambda k: k.to_user_string())
+        runnable = []
+        for key in keys:
+            broken = sorted(k.to_user_string() for k in upstream[key] & failed)
+            if broken:
+                failed.add(key)
+                outcome = done.outcomes[key.to_user_string()] = Outcome(
+                    key.to_user_string(), message=f"not run: its input {', '.join(broken)} did not publish")
+                show(outcome)
+            else:
+                runnable.append(key)
+        if not runnable:
+            continue
+        with _stderr_to(log_file):
+            outcomes = _run(location, runnable, instance, in_process, tags, run_config, show)
+        for outcome in outcomes:
+            done.outcomes[outcome.key] = outcome
+            if outcome.status not in ("PASS", "WARN"):
+                failed.add(dg.AssetKey(outcome.key.split("/")))
+    return done
+
+
+@contextlib.contextmanager
+def _stderr_to(path: Path | None) -> Iterator[None]:
+    """File descriptor 2 of this process, and so of the step processes it starts, into `path`."""
+    if path is None:
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    saved = os.dup(2)
+    try:
+        with open(path, "a") as log:
+            os.dup2(log.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _printer(console: Console, width: int) -> Callable[..., None]:
+    def show(outcome: Outcome | None = None, started: str | None = None) -> None:
+        if started:
+            console.print(f"  {started:<{width}}  [dim]started[/]")
+            return
+        detail = [f"{outcome.rows:,} rows" if outcome.rows is not None else "",
+                  f"{outcome.seconds:.1f}s" if outcome.seconds is not None else ""]
+        line = f"  {outcome.key:<{width}}  [{STYLE[outcome.status]}]{outcome.status:<7}[/] " + "  ".join(d for d in detail if d)
+        console.print(line.rstrip(), highlight=False)
+        if outcome.message:
+            console.print("    " + outcome.message.replace("\n", "\n    "), style=STYLE[outcome.status], highlight=False,
+                          markup=False)
+
+    return show
+
+
+def _run(location, keys, instance, in_process, tags, run_config, show) -> list[Outcome]:
+    """One run of `keys`, followed from its event log while it runs."""
+    invocation = uuid.uuid4().hex
+    outcomes = {k.to_user_string(): Outcome(k.to_user_string()) for k in keys}
+    follower = _Follower(instance, invocation, outcomes, show)
+    thread = threading.Thread(target=follower.follow, daemon=True)
+    thread.start()
+    try:
+        # Dagster installs its signal handlers for the run: only the main thread may.
+        result = materialize(location, instance, in_process, {**tags, INVOCATION_TAG: invocation}, keys,
+                             run_config=run_config)
+    finally:
+        follower.stop.set()
+        thread.join()
+    follower.drain()  # what the last poll missed
+    for outcome in outcomes.values():
+        outcome.run_id = result.run_id
+        if outcome.status == "SKIP" and not outcome.message and outcome.seconds is None:
+            outcome.message = "not run: an input in the same run did not publish"
+            show(outcome)
+    return list(outcomes.values())
+
+
+class _Follower:
+    def __init__(self, instance, invocation: str, outcomes: dict[str, Outcome], show):
+        self.instance, self.invocation, self.outcomes, self.show = instance, invocation, outcomes, show
+        self.stop = threading.Event()
+        self.run_id: str | None = None
+        self.cursor: str | None = None
+        self.started: dict[str, float] = {}
+        self.checks_failed: dict[str, list[str]] = {}
+        self.reported: set[str] = set()
+
+    def follow(self) -> None:
+        while not self.stop.wait(0.25):
+            self.drain()
+
+    def drain(self) -> None:
+        if self.run_id is None:
+            runs = self.instance.get_run_records(dg.RunsFilter(tags={INVOCATION_TAG: self.invocation}), limit=1)
+            if not runs:
+                return
+            self.run_id = runs[0].dagster_run.run_id
+        while True:
+            page = self.instance.get_records_for_run(self.run_id, cursor=self.cursor, of_type=_FOLLOWED, limit=500)
+            for record in page.records:
+                self._event(record.event_log_entry)
+            self.cursor = page.cursor
+            if not page.has_more:
+                return
+
+    def _event(self, entry) -> None:
+        event = entry.dagster_event
+        kind = event.event_type
+        key = _key_of(event.step_key) if event.step_key else None
+        if kind == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
+            evaluation = event.event_specific_data
+            if not evaluation.passed:
+                self.checks_failed.setdefault(evaluation.asset_key.to_user_string(), []).append(evaluation.check_name)
+            return
+        if key not in self.outcomes:
+            return
+        outcome = self.outcomes[key]
+        if kind == dg.DagsterEventType.STEP_START:
+            self.started[key] = entry.timestamp
+            self.show(started=key)
+        elif kind == dg.DagsterEventType.ASSET_MATERIALIZATION:
+            rows = event.event_specific_data.materialization.metadata.get("dagster/row_count")
+            outcome.rows = rows.value if rows is not None else None
+        elif kind == dg.DagsterEventType.STEP_SUCCESS:
+            failed = self.checks_failed.get(key)
+            outcome.status = "WARN" if failed else "PASS"
+            outcome.message = f"non-blocking checks failed: {', '.join(failed)}" if failed else ""
+            self._report(outcome, entry.timestamp)
+        elif kind == dg.DagsterEventType.STEP_FAILURE:
+            data = event.step_failure_data
+            blocked = data.user_failure_data is not None and "failed_checks" in (data.user_failure_data.metadata or {})
+            outcome.status = "BLOCKED" if blocked else "ERROR"
+            outcome.message = _failure_message(data)
+            self._report(outcome, entry.timestamp)
+        elif kind == dg.DagsterEventType.STEP_SKIPPED:
+            outcome.message = "not run: an input in the same run did not publish"
+            self._report(outcome, None)
+
+    def _report(self, outcome: Outcome, at: float | None) -> None:
+        if outcome.key in self.reported:
+            return
+        self.reported.add(outcome.key)
+        if at is not None and outcome.key in self.started:
+            outcome.seconds = at - self.started[outcome.key]
+        self.show(outcome)
+
+
+def _key_of(step_key: str) -> str:
+    return step_key.replace("__", "/")
+
+
+def _failure_message(data) -> str:
+    """A failure the platform raised on purpose (dg.Failure: blocked, source, access) says all
+    in its description; anything else is a bug or an outage: its message, and where the rest is."""
+    error = data.error
+    if data.user_failure_data is not None:
+        return data.user_failure_data.description or error.message.strip()
+    while error.cause is not None and error.cls_name == "DagsterExecutionStepExecutionError":
+        error = error.cause
+    return f"{error.cls_name}: {error.message.strip()} (the traceback: `mesh materialize -v`, or the run in the UI)"

@@ -1,0 +1,151 @@
+"""`mesh` as a user runs it: real commands in a fresh home, their output, exit codes, and what
+they published."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+from conftest import ROOT
+
+from mesh_platform.storage import Catalog
+
+MESH = str(Path(sys.executable).with_name("mesh"))
+PRODUCTS = ["orders/history", "preferences/settings", "customer/profiles", "customer/insights",
+            "federation/customer_360"]
+
+
+def mesh(home: Path, *args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MESH_", "DAGSTER_"))} | {"MESH_HOME": str(home)}
+    return subprocess.run([MESH, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+def outcomes(out: str) -> dict[str, tuple[str, str]]:
+    """Each product's end line: key -> (status, the rest of the line)."""
+    found = {}
+    for line in out.splitlines():
+        m = re.match(r"^  (\S+/\S+)\s+(PASS|WARN|BLOCKED|ERROR|SKIP)\b\s*(.*)$", line)
+        if m:
+            found[m.group(1)] = (m.group(2), m.group(3))
+    return found
+
+
+def current_rows(home: Path, key: str) -> int:
+    return int(Catalog(home).current(*key.split("/")).summary["total-records"])
+
+
+def snapshots(home: Path, key: str) -> int:
+    return len(Catalog(home).history(*key.split("/")))
+
+
+def test_materialize_select_keep_going_and_blocked(tmp_path):
+    home = tmp_path / "home"
+    assert mesh(home, "seed", "--customers", "400").returncode == 0
+
+    # Everything: a start and an end line per product, in lineage order, then the summary.
+    done = mesh(home, "materialize")
+    assert done.returncode == 0, done.stderr
+    assert "DEBUG" not in done.stdout + done.stderr and "Traceback" not in done.stdout + done.stderr
+    ends = outcomes(done.stdout)
+    assert list(ends) == PRODUCTS
+    for key, (status, rest) in ends.items():
+        assert status == "PASS", key
+        assert rest.startswith(f"{current_rows(home, key):,} rows"), (key, rest)
+    assert done.stdout.count("started") == 5
+    assert done.stdout.rstrip().endswith("PASS=5 WARN=0 BLOCKED=0 ERROR=0 SKIP=0")
+
+    status = mesh(home, "status", "--json")
+    assert status.returncode == 0
+    rows = {f"{r['domain']}/{r['product']}": r for r in json.loads(status.stdout)}
+    assert set(rows) == set(PRODUCTS)
+    for key, r in rows.items():
+        assert r["rows"] == current_rows(home, key)
+        assert r["fresh"] is True
+        evaluated, total = map(int, re.match(r"(\d+)/(\d+) passed$", r["checks"]).groups())
+        assert evaluated == total > 0
+
+    # A selection in Dagster's syntax, across locations: history and what reads it.
+    done = mesh(home, "materialize", "--select", "orders/history+")
+    assert done.returncode == 0, done.stderr
+    assert list(outcomes(done.stdout)) == ["orders/history", "customer/insights", "federation/customer_360"]
+    assert done.stdout.rstrip().endswith("PASS=3 WARN=0 BLOCKED=0 ERROR=0 SKIP=0")
+    assert (snapshots(home, "orders/history"), snapshots(home, "customer/profiles")) == (2, 1)
+
+    # A broken domain: its product fails, what reads it is skipped, the rest still runs.
+    crm = home / "landing/customer/crm_export.csv"
+    good = crm.read_text()
+    lines = good.splitlines(keepends=True)
+    crm.write_text(lines[0] + re.sub(r'^"[^"]*",', ",", lines[1]) + "".join(lines[2:]))
+    done = mesh(home, "materialize")
+    assert done.returncode == 1
+    assert "Traceback" not in done.stdout + done.stderr
+    assert {k: s for k, (s, _) in outcomes(done.stdout).items()} == {
+        "orders/history": "PASS", "preferences/settings": "PASS", "customer/profiles": "ERROR",
+        "customer/insights": "SKIP", "federation/customer_360": "SKIP"}
+    assert f"{crm}: column 'customer_id' is required but a row has no value" in done.stdout
+    assert "not run: its input customer/profiles did not publish" in done.stdout
+    assert done.stdout.count("customer_id' is required") == 1  # once, not once per log handler
+    assert "PASS=2 WARN=0 BLOCKED=0 ERROR=1 SKIP=2" in done.stdout
+    crm.write_text(good)
+
+    # A quarter of the customers: every domain's volume check blocks; nothing downstream runs.
+    before = {key: snapshots(home, key) for key in PRODUCTS}
+    assert mesh(home, "seed", "--customers", "100").returncode == 0
+    done = mesh(home, "materialize")
+    assert done.returncode == 1
+    assert "Traceback" not in done.stdout + done.stderr
+    assert {k: s for k, (s, _) in outcomes(done.stdout).items()} == {
+        "orders/history": "BLOCKED", "preferences/settings": "BLOCKED", "customer/profiles": "BLOCKED",
+        "customer/insights": "SKIP", "federation/customer_360": "SKIP"}
+    assert done.stdout.count("not published, blocking checks failed; the previous snapshot stays current") == 3
+    assert "PASS=0 WARN=0 BLOCKED=3 ERROR=0 SKIP=2" in done.stdout
+    assert {key: snapshots(home, key) for key in PRODUCTS} == before
+
+
+def test_a_misspelt_location_gets_a_suggestion(tmp_path):
+    done = mesh(tmp_path, "run", "custmer")
+    assert done.returncode == 2
+    assert done.stderr.strip() == "mesh: no code location 'custmer'; did you mean 'customer'?"
+
+
+def test_a_selection_of_nothing_names_the_products(tmp_path):
+    done = mesh(tmp_path, "materialize", "--select", "key:orders/nothing")
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        "mesh: --select 'key:orders/nothing' selects no product; the products are: customer/insights, "
+        "customer/profiles, federation/customer_360, orders/history, preferences/settings")
+    bad = mesh(tmp_path, "materialize", "--select", 'key:"open')
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert bad.stderr.startswith("mesh: --select 'key:\"open': ")
+
+
+def test_bad_seed_arguments_are_one_line(tmp_path):
+    done = mesh(tmp_path, "seed", "--customers", "-5")
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert done.stderr.startswith("mesh seed: --customers")
+
+
+def test_version_and_defaults_in_help(tmp_path):
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert mesh(tmp_path, "--version").stdout.strip() == f"mesh {project['version']}"
+    seed_help = mesh(tmp_path, "seed", "--help").stdout
+    assert "(default: 10000)" in seed_help and "(default: 7)" in seed_help
+    assert "(default: 5)" in mesh(tmp_path, "maintain", "--help").stdout
+
+
+@pytest.mark.parametrize("where", ["domains/customer", "mesh_platform/federation/contracts"])
+def test_runs_from_any_directory_of_the_checkout(tmp_path, where):
+    """The workspace, and without MESH_HOME the checkout's own .mesh, whatever the directory."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MESH_", "DAGSTER_"))}
+    done = subprocess.run([MESH, "status", "--json"], env=env, cwd=ROOT / where, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert {f"{r['domain']}/{r['product']}" for r in json.loads(done.stdout)} == set(PRODUCTS)
+    assert not (ROOT / where / ".mesh").exists()
+    assert (ROOT / ".mesh/dagster/dagster.yaml").exists()

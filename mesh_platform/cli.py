@@ -94,6 +94,18 @@ def main(argv: list[str] | None = None) -> int:
                        help="only this cloud (repeatable; default: every cloud whose module is installed)")
     infra.add_argument("--detailed-exitcode", action="store_true",
                        help="plan: exit 2 when something would change, 0 when nothing would")
+    new = sub.add_parser("new", help="scaffold a data product (contract, function, test) or a domain")
+    new_sub = new.add_subparsers(dest="new_command", required=True, parser_class=_Parser)
+    new_product = new_sub.add_parser("product", help="a product in its domain's folder, passing the platform's "
+                                     "policies and materializing as written")
+    new_product.add_argument("key", metavar="DOMAIN/NAME", help="the new product, e.g. orders/daily_revenue")
+    start_from = new_product.add_mutually_exclusive_group(required=True)
+    start_from.add_argument("--from-source", metavar="SOURCE", help="built from this landing source of the domain "
+                            "(its columns to begin with)")
+    start_from.add_argument("--inputs", metavar="KEY,...", help="built from these products (the first one's "
+                            "columns to begin with)")
+    new_domain = new_sub.add_parser("domain", help="a code location: domains/NAME and its workspace entries")
+    new_domain.add_argument("name", help="the domain, snake_case")
     status = sub.add_parser("status", help="every product's published version, freshness and latest checks")
     status.add_argument("--json", action="store_true", help="a JSON array instead of a table")
     ui = sub.add_parser("ui", help="start the Dagster UI on 127.0.0.1")
@@ -108,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         "run": lambda: _materialize([args.location], args.in_process, _tags(args), None, args.verbose),
         "maintain": lambda: _maintain(settings, args),
         "status": lambda: _status(settings, args.json),
+        "new": lambda: _new(args),
         "check": lambda: _check(args.base),
         "contract": lambda: _contract(settings, args),
         "audit": lambda: _audit(settings, args),
@@ -145,6 +158,30 @@ def _seed(settings: Settings, customers: int, seed: int) -> int:
     for dataset, rows in counts.items():
         print(f"  {dataset:<18} {rows:>12,} rows")
     print(f"seeded in {time.perf_counter() - start:.1f}s")
+    return 0
+
+
+def _new(args) -> int:
+    from mesh_platform import scaffold
+
+    try:
+        if args.new_command == "domain":
+            written = scaffold.new_domain(args.name)
+            steps = [f"add its products: mesh new product {args.name}/NAME --from-source SOURCE "
+                     f"(a source contract in domains/{args.name}/sources first)"]
+        else:
+            inputs = [i.strip() for i in (args.inputs or "").split(",") if i.strip()]
+            written = scaffold.new_product(args.key, args.from_source, inputs)
+            steps = ["fill in the contract's purpose, columns and rules, and the function's SQL",
+                     *(f"ask for read access: {line}" for line in scaffold.ungranted(args.key, inputs)),
+                     f"run its test: .venv/bin/python -m pytest {written[-1]}"]
+    except (scaffold.ScaffoldError, ValueError) as exc:
+        print(f"mesh new: {exc}", file=sys.stderr)
+        return 2
+    for path in written:
+        print(f"  wrote {path}")
+    for step in steps:
+        print(f"next: {step}")
     return 0
 
 
@@ -349,8 +386,7 @@ def _status(settings: Settings, as_json: bool = False) -> int:
 
     from mesh_platform.status import product_status
 
-    with _instance() as instance:
-        rows = product_status(settings, instance)
+    rows = product_status(settings)
     if as_json:
         print(json.dumps([r.as_dict() for r in rows], indent=1))
         return 0

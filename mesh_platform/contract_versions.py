@@ -19,9 +19,6 @@ accepts); `mesh check --base REF` and `mesh contract diff --base REF` apply it a
 
 from __future__ import annotations
 
-import gzip
-import json
-import sqlite3
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -53,30 +50,11 @@ class VersionError(ContractError):
 # -- where a base version comes from ------------------------------------------------------
 def published_text(catalog: Catalog, namespace: str, name: str) -> str | None:
     """The contract text recorded with the current published version of a product, or None
-    (never published, or published before texts were recorded).
-
-    Read straight from the local SQL catalog (the Iceberg SQL catalog's table of tables, then
-    the current metadata file): a code location asks at every load, and pyiceberg's catalog
-    costs half a second to import. Anything unexpected there falls back to pyiceberg."""
-    db = catalog.db_path
-    if not db.exists():
-        return None
-    try:
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30) as con:
-            if not con.execute("SELECT 1 FROM sqlite_master WHERE name = 'iceberg_tables'").fetchone():
-                return None
-            row = con.execute(
-                "SELECT metadata_location FROM iceberg_tables WHERE table_namespace = ? AND table_name = ?",
-                (namespace, name),
-            ).fetchone()
-        if row is None:
-            return None
-        path = catalog.local_path(row[0])
-        raw = Path(path).read_bytes()
-        meta = json.loads(gzip.decompress(raw) if path.endswith(".gz.metadata.json") else raw)
+    (never published, or published before texts were recorded). A code location asks at every
+    load: the quick read first (no pyiceberg), pyiceberg when that cannot answer."""
+    meta = catalog.quick_metadata(namespace, name)
+    if meta is not None:
         return (meta.get("properties") or {}).get(CONTRACT_PROPERTY)
-    except (sqlite3.Error, OSError, ValueError):
-        pass
     from pyiceberg.exceptions import NoSuchNamespaceError, NoSuchTableError
 
     try:

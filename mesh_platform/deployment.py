@@ -34,8 +34,8 @@ from dataclasses import dataclass, field
 from importlib import resources as package_files
 from pathlib import Path
 
-# The checkout's state folder, wherever in the checkout `mesh` is started (MESH_HOME overrides it).
-DEFAULT_HOME = Path(__file__).resolve().parent.parent / ".mesh"
+from mesh_platform.checkout import find_root
+
 
 ENVIRONMENTS = ("dev", "prod")
 INSTANCES = ("local", "postgres")
@@ -73,7 +73,8 @@ class Settings:
         name = env.get("MESH_ENV", "dev")
         if name not in ENVIRONMENTS:
             raise ValueError(f"MESH_ENV={name!r}: the environments are {list(ENVIRONMENTS)}")
-        home = Path(env.get("MESH_HOME") or DEFAULT_HOME).resolve()
+        # The checkout's state folder, wherever in it `mesh` is started (mesh_platform.checkout).
+        home = Path(env.get("MESH_HOME") or find_root() / ".mesh").resolve()
         landing = Path(env.get("MESH_LANDING", home / "landing")).resolve()
         overrides = {
             k.removeprefix(SOURCE_PREFIX).lower(): v

@@ -17,6 +17,7 @@ import dagster as dg
 from mesh_platform import contract_versions, deployment, policies, registry
 from mesh_platform.contracts import Contract, ContractError, load_contract
 from mesh_platform.governance import grants_asset
+from mesh_platform.landing_watch import landing_sensor
 from mesh_platform.products import product_asset, source_spec
 from mesh_platform.runs import DOMAIN_TAG
 from mesh_platform.sources import check_landing_path
@@ -107,6 +108,7 @@ def location_definitions(folder: Path | str, name: str | None = None) -> dg.Defi
             execution_timezone="UTC",
             default_status=dg.DefaultScheduleStatus.RUNNING,
         ))
+    from_landing = {n: spec.sources for n, (spec, _) in functions.items() if spec.sources}
     # The implicit default sensor starts stopped; this location's automation must not.
     sensors = [dg.AutomationConditionSensorDefinition(
         f"{name}_automation",
@@ -114,6 +116,8 @@ def location_definitions(folder: Path | str, name: str | None = None) -> dg.Defi
         default_status=dg.DefaultSensorStatus.RUNNING,
         run_tags=run_tags,
     )]
+    if from_landing:  # products rebuilt when their landing files change
+        sensors.append(landing_sensor(name, sources, from_landing, contracts))
     return dg.Definitions(
         assets=[*(source_spec(s) for s in sources.values()), *assets, grants],
         jobs=jobs,

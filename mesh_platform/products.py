@@ -4,6 +4,7 @@ The platform derives everything Dagster shows from the contract: description, ow
 tags, kinds, column schema, code version, freshness policy and one asset check per rule.
 """
 
+from datetime import timedelta
 
 import dagster as dg
 
@@ -39,14 +40,20 @@ def table_schema(contract: Contract) -> dg.TableSchema:
     )
 
 
+# A landing source without a latency SLA of its own is a nightly export: overdue after 26 hours.
+SOURCE_FRESHNESS = timedelta(hours=26)
+
+
 def source_spec(contract: Contract) -> dg.AssetSpec:
-    """A landing source as an external asset, so lineage starts at the source system."""
+    """A landing source as an external asset, so lineage starts at the source system; observed
+    by its location's landing sensor (mesh_platform.landing_watch), which keeps its freshness."""
     return dg.AssetSpec(
         key=source_key(contract.domain, contract.name),
         description=contract.description,
         group_name=contract.domain,
         owners=[contract.owner],
         kinds={contract.server_format or "file"},
+        freshness_policy=dg.FreshnessPolicy.time_window(fail_window=contract.freshness or SOURCE_FRESHNESS),
         metadata={
             "dagster/column_schema": table_schema(contract),
             "contract": dg.MetadataValue.path(str(contract.path)),

@@ -22,7 +22,7 @@ import dagster as dg
 import duckdb
 import pyarrow as pa
 
-from mesh_platform import faults, sandbox, sources
+from mesh_platform import faults, last_audit, sandbox, sources
 from mesh_platform.access import AccessDenied
 from mesh_platform.cloud import CloudError, infra
 from mesh_platform.contract_versions import contract_properties
@@ -30,6 +30,7 @@ from mesh_platform.contracts import ALLOW_DROP_TAG, Contract
 from mesh_platform.deployment import Settings
 from mesh_platform.engine import DuckDBEngine
 from mesh_platform.governance import apply_grants
+from mesh_platform.landing_watch import VERSIONS_METADATA, fingerprint
 from mesh_platform.product_context import ProductContext, UsageError
 from mesh_platform.quality import OUTPUT, Outcome, audit, parquet_null_counts, schema_problems, volume_outcome
 from mesh_platform.resource import MeshResource
@@ -151,6 +152,7 @@ def _run_product(
         yield _check_result(outcome)
     blocked = [o for o in outcomes if o.blocking and not o.passed]
     if blocked:
+        last_audit.record(mesh.home, label, outcomes, published=False)
         # No commit was attempted, so no snapshot can name this file: it goes now.
         staged.path.unlink(missing_ok=True)
         audit_log.append("publish_blocked", mesh.consumer, label, run_id=run_id,
@@ -183,6 +185,7 @@ def _run_product(
             for change in granted:
                 context.log.info(f"{label}: {change}")
     timings["publish_s"] = time.perf_counter() - start
+    last_audit.record(mesh.home, label, outcomes, published=True)
     audit_log.append("publish", mesh.consumer, label, run_id=run_id, snapshot_id=str(snapshot.snapshot_id),
                      rows=rows, contract_version=contract.version)
     context.log.info(f"{label}: published snapshot {snapshot.snapshot_id} ({rows} rows)")
@@ -200,6 +203,8 @@ def _run_product(
                 else {}
             ),
             **{k: round(v, 3) for k, v in timings.items()},
+            **({VERSIONS_METADATA: dg.MetadataValue.json({s: fingerprint(l.files)[0] for s, l in landings.items()})}
+               if landings else {}),
         }
     )
 

@@ -39,9 +39,8 @@ from mesh_platform.emulators._process import (
 )
 from mesh_platform.workspace import ROOT, WORKSPACE, locations
 
-TEAM_WORKSPACE = ROOT / "workspace-team.yaml"
+TEAM_WORKSPACE = WORKSPACE.parent / "workspace-team.yaml"
 REPOSITORY = "__repository__"  # the repository name Dagster gives a location's Definitions
-FEDERATION = "federation"
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never a proxy
 
 
@@ -414,6 +413,18 @@ class TeamDeployment:
 
 # -- `make dev-team` ----------------------------------------------------------------------------
 
+def _landing_job(location: str) -> str | None:
+    """The job of a location's daily schedule: `<location>_products` when no product of it reads
+    another product, `<location>_scheduled` when some do; None when all do (the federation)."""
+    from mesh_platform.registry import location_entries
+
+    entries = location_entries(locations()[location].path.parent, location).values()
+    from_landing = [e for e in entries if not e.inputs]
+    if not from_landing:
+        return None
+    return f"{location}_products" if len(from_landing) == len(entries) else f"{location}_scheduled"
+
+
 def dev(port: int, postgres_port: int, customers: int) -> int:
     """A PostgreSQL cluster under MESH_HOME, the code servers of workspace-team.yaml, the daemon
     and the webserver, until SIGINT/SIGTERM/SIGHUP; then everything stopped, PostgreSQL last."""
@@ -452,10 +463,13 @@ def dev(port: int, postgres_port: int, customers: int) -> int:
         _say(f"team set-up up in {time.monotonic() - began:.1f}s: Dagster UI on {team.url} "
              f"(logs in {team.state}; Ctrl-C stops everything)")
         if _nothing_published(settings, postgres.url):
+            # The products built from landing data (what each daily schedule runs); automation
+            # builds those read from other products (insights, customer_360) once they publish.
             for location in team.specs:
-                if location != FEDERATION:  # its automation rebuilds customer_360 after them
-                    run_id = team.launch(location)
-                    _say(f"  queued {location}_products: run {run_id[:8]}")
+                job = _landing_job(location)
+                if job:
+                    run_id = team.launch(location, job)
+                    _say(f"  queued {job}: run {run_id[:8]}")
         team.supervise()  # a server that dies is started again, as an orchestrator would
         while not stop.wait(1):
             pass

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import dagster as dg
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
-WORKSPACE = ROOT / "workspace.yaml"
+from mesh_platform.checkout import find_root
+
+if TYPE_CHECKING:  # Dagster is imported where it runs: `mesh status` and `mesh seed` never load it
+    import dagster as dg
+
+ROOT = find_root()
+WORKSPACE = Path(os.environ.get("MESH_WORKSPACE") or ROOT / "workspace.yaml").resolve()
 
 
 @dataclass(frozen=True)
@@ -60,5 +66,7 @@ def materialize(
         return location_job(location).execute_in_process(
             instance=instance, raise_on_error=False, tags=tags, asset_selection=products, run_config=run_config
         )
+    import dagster as dg
+
     job = dg.build_reconstructable_job(__name__, "location_job", reconstructable_args=(location,))
     return dg.execute_job(job, instance, tags=tags, asset_selection=products, run_config=run_config)

@@ -758,6 +758,7 @@ def run_view_product(context: dg.AssetExecutionContext, contract: Contract, spec
     from mesh_platform.cloud import bigquery_sql as bqsql
     from mesh_platform.governance import apply_grants
     from mesh_platform.publish import PublishBlocked, _check_result, _explain
+    from mesh_platform import last_audit
     from mesh_platform.quality import audit, volume_outcome
 
     label, run_id, env = contract.key, context.run.run_id, mesh.env
@@ -816,6 +817,7 @@ def run_view_product(context: dg.AssetExecutionContext, contract: Contract, spec
                 yield _check_result(outcome)
             blocked = [o for o in outcomes if o.blocking and not o.passed]
             if blocked:
+                last_audit.record(mesh.home, label, outcomes, published=False)
                 audit_log.append("publish_blocked", mesh.consumer, label, run_id=run_id,
                                  failed_checks=[o.name for o in blocked], view=place.view_ref)
                 raise PublishBlocked(
@@ -844,6 +846,7 @@ def run_view_product(context: dg.AssetExecutionContext, contract: Contract, spec
             )
             bq.update_table(view, ["labels", "description"])
             timings["publish_s"] = time.perf_counter() - start
+            last_audit.record(mesh.home, label, outcomes, published=True)
     except GcpError as exc:
         raise dg.Failure(description=f"{label}: {stage}: {exc}") from None
 

@@ -34,7 +34,8 @@ def deployment(defs: dict[str, dg.Definitions]) -> dg.Definitions:
         computed = [a for a in d.assets if isinstance(a, dg.AssetsDefinition)]
         assert len(specs) + len(computed) == len(d.assets)
         assets += [*specs, *dg.with_resources(computed, d.resources)]
-        sensors += d.sensors
+        # The automation sensors: the landing sensors run the locations' jobs, with their resources.
+        sensors += [s for s in d.sensors if isinstance(s, dg.AutomationConditionSensorDefinition)]
     return dg.Definitions(assets=assets, sensors=sensors)
 
 

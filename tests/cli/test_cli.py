@@ -144,8 +144,13 @@ def test_version_and_defaults_in_help(tmp_path):
 def test_runs_from_any_directory_of_the_checkout(tmp_path, where):
     """The workspace, and without MESH_HOME the checkout's own .mesh, whatever the directory."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MESH_", "DAGSTER_"))}
-    done = subprocess.run([MESH, "status", "--json"], env=env, cwd=ROOT / where, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    assert {f"{r['domain']}/{r['product']}" for r in json.loads(done.stdout)} == set(PRODUCTS)
+
+    def status(cwd: Path) -> list[dict]:
+        done = subprocess.run([MESH, "status", "--json"], env=env, cwd=cwd, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+
+    here = status(ROOT / where)
+    assert {f"{r['domain']}/{r['product']}" for r in here} == set(PRODUCTS)
+    assert here == status(ROOT)  # the same home: the checkout's .mesh
     assert not (ROOT / where / ".mesh").exists()
-    assert (ROOT / ".mesh/dagster/dagster.yaml").exists()

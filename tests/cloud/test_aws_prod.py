@@ -142,7 +142,7 @@ def test_status_and_the_federations_read_in_prod(prod_mesh):
     from mesh_platform.deployment import resources
     from mesh_platform.status import product_status
 
-    status = {f"{r.domain}/{r.product}": r for r in product_status(Settings.from_env(), prod_mesh.instance)}
+    status = {f"{r.domain}/{r.product}": r for r in product_status(Settings.from_env())}
     assert {k: status[k].rows for k in PRODUCTS.values()} == {
         "customer/profiles": 3, "orders/history": 3, "preferences/settings": 2}
     # customer_360 lives in BigQuery in prod, and the federation was not materialized here.

@@ -155,6 +155,11 @@ FRESHNESS = {
     "preferences/settings": timedelta(hours=26),
     "customer/insights": timedelta(hours=27),
     "federation/customer_360": timedelta(hours=27),
+    # Landing sources state no latency: nightly exports, overdue after 26 hours.
+    "customer/landing/crm_export": timedelta(hours=26),
+    "orders/landing/orders": timedelta(hours=26),
+    "orders/landing/order_lines": timedelta(hours=26),
+    "preferences/landing/preference_events": timedelta(hours=26),
 }
 
 
@@ -253,11 +258,13 @@ def test_products_built_from_products_are_automated_across_locations(defs, key):
 
 
 def test_sensors_per_location(defs):
-    # Each location's automation applies its contracts' grants when they change; the platform's
-    # location also builds customer_360 and fails runs whose worker died.
+    # Each location's automation applies its contracts' grants when they change; each domain
+    # watches its landing files; the platform's location also builds customer_360 and fails runs
+    # whose worker died.
     assert {n: sorted(s.name for s in d.sensors or []) for n, d in defs.items()} == {
-        "customer": ["customer_automation"], "orders": ["orders_automation"],
-        "preferences": ["preferences_automation"], "federation": ["federation_automation", "run_monitor"],
+        "customer": ["customer_automation", "customer_landing"], "orders": ["orders_automation", "orders_landing"],
+        "preferences": ["preferences_automation", "preferences_landing"],
+        "federation": ["federation_automation", "run_monitor"],
     }
     for d in defs.values():
         assert all(s.default_status == dg.DefaultSensorStatus.RUNNING for s in d.sensors)

@@ -1,16 +1,27 @@
-"""`dagster dev` on workspace.yaml: the four locations load, the UI's global asset graph joins
-them (the cross-location edges into federation/customer_360), and Ctrl-C stops everything.
+"""`dagster dev` on workspace.yaml, over a home whose products are published: the four locations
+load, the UI's global asset graph joins them (the cross-location edges into
+federation/customer_360), a browser shows what a user needs, and Ctrl-C stops everything.
 
-One `dagster dev` for the whole file (about 30 s to start); the last test stops it.
+One `dagster dev` serves the module (about 30 s to start); a test that needs one while none is
+running (after the Ctrl-C test, whatever the order) starts another.
 """
 
 from __future__ import annotations
 
+import shutil
 import time
 
+import dagster as dg
 import psutil
 import pytest
+from conftest import ROOT, materialize
+from landing import write_landing
 from workspace.server import DagsterServer
+
+from mesh_platform.contracts import load_contract
+from mesh_platform.registry import location_order
+from mesh_platform.runs import write_instance_config
+from mesh_platform.storage import Catalog
 
 LOCATIONS = ["customer", "federation", "orders", "preferences"]
 # Measured: GraphQL answers ~30 s after start on an idle 2-core machine, ~110 s at load 8;
@@ -57,15 +68,41 @@ EXPECTED_GRAPH = {
 
 
 @pytest.fixture(scope="module")
-def dev(tmp_path_factory):
+def home(tmp_path_factory):
+    """A mesh home with the hand-written landing set and every product published, by real runs
+    recorded in the instance that `dagster dev` then serves."""
     home = tmp_path_factory.mktemp("ui") / "mesh"
-    server = DagsterServer(["dev", "-w", "workspace.yaml"], home=home, executable="dagster").start()
-    try:
-        server.ready_seconds = server.wait_ready(timeout=READY_WITHIN)
-        yield server
-    finally:
+    write_landing(home / "landing")
+    write_instance_config(home / "dagster")
+    with pytest.MonkeyPatch.context() as m:
+        m.setenv("MESH_HOME", str(home))
+        m.delenv("MESH_LANDING", raising=False)
+        with dg.DagsterInstance.from_config(str(home / "dagster")) as instance:
+            for location in location_order(LOCATIONS):
+                assert materialize(location, instance).success, location
+    return home
+
+
+@pytest.fixture(scope="module")
+def servers(home):
+    started: list[DagsterServer] = []
+
+    def running() -> DagsterServer:
+        if not started or started[-1].exit_code is not None:
+            server = DagsterServer(["dev", "-w", "workspace.yaml"], home=home, executable="dagster").start()
+            started.append(server)
+            server.ready_seconds = server.wait_ready(timeout=READY_WITHIN)
+        return started[-1]
+
+    yield running
+    for server in started:
         server.stop()
         server.kill_leftovers()
+
+
+@pytest.fixture
+def dev(servers) -> DagsterServer:
+    return servers()
 
 
 def _paths(keys) -> set[str]:
@@ -105,6 +142,74 @@ def test_global_asset_graph_joins_the_locations(dev):
     assert owners["customer/profiles"] == ["customer-team"]
     # And the whole graph: each key defined once, by its own location.
     assert graph == EXPECTED_GRAPH
+
+
+PRODUCTS = ["customer/profiles", "customer/insights", "orders/history", "preferences/settings",
+            "federation/customer_360"]
+C360 = load_contract(ROOT / "mesh_platform/federation/contracts/customer_360.odcs.yaml")
+
+
+def _chromium() -> str:
+    path = shutil.which("chromium")
+    assert path, "no chromium on PATH: `make setup` installs Debian's chromium package (apt-get install chromium)"
+    return path
+
+
+def test_what_a_user_sees_in_the_browser(dev, home):
+    """Headless Chromium (Debian's, driven by Playwright: no browser download) on the running UI."""
+    from playwright.sync_api import sync_playwright
+
+    snapshot_id = str(Catalog(home).current("federation", "customer_360").snapshot_id)
+    checks = ["schema", *(r.name for r in C360.rules), *(["volume"] if C360.volume_max_drop is not None else [])]
+    with sync_playwright() as p:
+        # As root (a container), Chromium runs only without its sandbox.
+        browser = p.chromium.launch(executable_path=_chromium(), args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 1600, "height": 1200})
+
+            # The asset graph: a group per domain.
+            page.goto(f"{dev.url}/asset-groups", wait_until="networkidle")
+            page.get_by_text("Global asset lineage").wait_for()
+            for group in LOCATIONS:
+                assert page.get_by_text(group, exact=True).count() >= 1, group
+
+            # The catalog: every product, materialized.
+            page.goto(f"{dev.url}/assets", wait_until="networkidle")
+            page.get_by_text("federation / customer_360", exact=True).first.wait_for()
+            assert {key: _catalog_status(page.inner_text("body"), key) for key in PRODUCTS} == {
+                key: "Materialized" for key in PRODUCTS}
+
+            # customer_360's page: its owner, the snapshot id to the last digit.
+            page.goto(f"{dev.url}/assets/federation/customer_360", wait_until="networkidle")
+            page.get_by_text("snapshot_id", exact=True).wait_for()
+            text = page.inner_text("body")
+            assert C360.team in text
+            assert snapshot_id in text, f"snapshot {snapshot_id} not shown in full"
+
+            # Its checks: every one the contract declares, passed.
+            page.goto(f"{dev.url}/assets/federation/customer_360?view=checks", wait_until="networkidle")
+            page.get_by_text(f"Checks ({len(checks)})").wait_for()
+            text = page.inner_text("body")
+            listed = text[text.index(f"Checks ({len(checks)})"):]
+            for name in checks:
+                assert f"{name}\n{name}\nSucceeded" in listed, name
+            assert "Failed" not in listed.split("Execute\nOverview")[0]
+        finally:
+            browser.close()
+
+
+def _catalog_status(text: str, key: str) -> str | None:
+    """The status the catalog shows for `key`: a row is the key twice (link and tooltip), its
+    description, its location and group, then its status, up to the next row's key pair."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    shown = key.replace("/", " / ")
+    start = next(i for i in range(len(lines) - 1) if lines[i] == lines[i + 1] == shown)
+    for i in range(start + 2, len(lines)):
+        if i + 1 < len(lines) and lines[i] == lines[i + 1] and " / " in lines[i]:
+            return None  # the next row: no status in this one
+        if lines[i] in ("Materialized", "Failed", "Never materialized", "Missing"):
+            return lines[i]
+    return None
 
 
 def test_sigint_stops_dagster_dev_and_everything_it_started(dev):

@@ -12,9 +12,10 @@ consumers, but stop no release once it has it. A compatible change needs no bump
 without breaking changes is fine.
 
 A code location applies the gate when it loads, against the published version (the contract
-text publish records on the table: the `mesh.contract` property; a product published before
-texts were recorded has no base, nor has one whose recorded text the platform no longer
-accepts); `mesh check --base REF` and `mesh contract diff --base REF` apply it against git.
+text publish records on the table: the `mesh.contract` property, in the environment's catalog:
+the local SQL catalog, or Glue in prod; a product published before texts were recorded has no
+base, nor has one whose recorded text the platform no longer accepts, nor one on ADLS or
+BigQuery); `mesh check --base REF` and `mesh contract diff --base REF` apply it against git.
 """
 
 from __future__ import annotations
@@ -158,12 +159,21 @@ def raise_for(verdict: Verdict) -> None:
     )
 
 
-def check_published(contracts: list[Contract], catalog: Catalog,
+def check_published(contracts: list[Contract], places: Callable[[Contract], tuple[Catalog, str, str] | None],
                     entries: Callable[[], dict[str, Entry]]) -> None:
-    """The gate at location load: each contract against its published version, if recorded.
-    Raise VersionError for the first contract it stops."""
+    """The gate at location load: each contract against its published version, if recorded
+    where `places` says the product's table is ((catalog, namespace, name), or None where no
+    contract text is recorded). A catalog that cannot be reached gates nothing: the location
+    still loads, and its run will say what is wrong with the cloud. Raise VersionError for the
+    first contract it stops."""
+    from mesh_platform.cloud import CloudError
+
     for contract in contracts:
-        text = published_text(catalog, contract.domain, contract.name)
+        where = places(contract)
+        try:
+            text = published_text(*where) if where else None
+        except CloudError:
+            continue
         if text is None:
             continue
         current = Path(contract.path).read_text(encoding="utf-8")

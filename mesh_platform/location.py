@@ -74,7 +74,8 @@ def location_definitions(folder: Path | str, name: str | None = None) -> dg.Defi
         functions[fn_name] = (resolved, path)
     # Breaking changes against the published contract need a new major version, and that may
     # not break a consumer still reading the old one.
-    contract_versions.check_published(list(contracts.values()), Catalog(settings.home), lambda: {**others, **own})
+    contract_versions.check_published(list(contracts.values()), lambda c: _published_place(c, settings),
+                                      lambda: {**others, **own})
     warnings = policies.enforce(list(contracts.values()))
 
     assets = [
@@ -165,6 +166,17 @@ def _resolve_inputs(spec: ProductSpec, everything: dict[str, registry.Entry]) ->
         if notice:
             notices.append(notice)
     return dataclasses.replace(spec, inputs=tuple(inputs), written=tuple(written)), notices
+
+
+def _published_place(contract: Contract, settings: deployment.Settings) -> tuple[Catalog, str, str] | None:
+    """Where the contract text a product was last published with is recorded: its table's
+    catalog in this environment (local SQL catalog, or Glue); None for ADLS and BigQuery."""
+    from mesh_platform.places import table
+
+    if contract.server(settings.env).type not in ("local", "glue"):
+        return None
+    place = table(contract, settings.env, settings.home, settings.catalog_uri)
+    return place.catalog, place.namespace, place.name
 
 
 def location_contracts(folder: Path | str) -> dict[str, Contract]:

@@ -396,6 +396,9 @@ class GlueCatalog(Catalog):
         self.region = region
         self._loaded: tuple | None = None
 
+    def quick_metadata(self, namespace: str, name: str) -> dict | None:
+        return None  # only Glue knows: ask it through pyiceberg
+
     @property
     def _catalog(self):
         """The pyiceberg Glue catalog for the current standard settings (a new endpoint or new

@@ -37,10 +37,10 @@ import yaml
 from mesh_platform.emulators._process import (
     HOST, EmulatorError, _child_setup, _signal_group, free_port, stop_group, wait_until,
 )
+from mesh_platform.runs import REPOSITORY
 from mesh_platform.workspace import ROOT, WORKSPACE, locations
 
 TEAM_WORKSPACE = WORKSPACE.parent / "workspace-team.yaml"
-REPOSITORY = "__repository__"  # the repository name Dagster gives a location's Definitions
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never a proxy
 
 

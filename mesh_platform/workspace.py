@@ -59,9 +59,10 @@ def materialize(
 ) -> dg.ExecutionResult:
     """One real Dagster run of the products of a location (`products`, default all), recorded in
     `instance`: in this process, or as the UI runs it, with each step in its own process."""
-    from mesh_platform.runs import DOMAIN_TAG, HOST_TAG, this_host
+    from mesh_platform.runs import DOMAIN_TAG, HOST_TAG, LOCATION_LABEL_TAG, REPOSITORY, this_host
 
-    tags = {"mesh/trigger": "mesh-cli", HOST_TAG: this_host(), DOMAIN_TAG: location, **(tags or {})}
+    tags = {"mesh/trigger": "mesh-cli", HOST_TAG: this_host(), DOMAIN_TAG: location,
+            LOCATION_LABEL_TAG: f"{REPOSITORY}@{location}", **(tags or {})}
     if in_process:
         return location_job(location).execute_in_process(
             instance=instance, raise_on_error=False, tags=tags, asset_selection=products, run_config=run_config

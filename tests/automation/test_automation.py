@@ -12,6 +12,7 @@ from __future__ import annotations
 import dagster as dg
 from conftest import materialize, materialize_daily, step_failure_messages
 from landing import CRM_CSV, write_landing
+from merged import deployment
 
 from mesh_platform.workspace import locations
 
@@ -22,21 +23,6 @@ INSIGHTS = dg.AssetKey(["customer", "insights"])
 
 def location_defs() -> dict[str, dg.Definitions]:
     return {name: loc.definitions() for name, loc in locations().items()}
-
-
-def deployment(defs: dict[str, dg.Definitions]) -> dg.Definitions:
-    """The four locations as one Definitions. Definitions.merge refuses them (each location
-    binds its own `mesh` resource, with its own consumer), so each location's resources are
-    bound to its own assets instead; the asset checks travel with their assets."""
-    assets, sensors = [], []
-    for d in defs.values():
-        specs = [a for a in d.assets if isinstance(a, dg.AssetSpec)]
-        computed = [a for a in d.assets if isinstance(a, dg.AssetsDefinition)]
-        assert len(specs) + len(computed) == len(d.assets)
-        assets += [*specs, *dg.with_resources(computed, d.resources)]
-        # The automation sensors: the landing sensors run the locations' jobs, with their resources.
-        sensors += [s for s in d.sensors if isinstance(s, dg.AutomationConditionSensorDefinition)]
-    return dg.Definitions(assets=assets, sensors=sensors)
 
 
 def with_plain_eager(defs: dg.Definitions) -> dg.Definitions:

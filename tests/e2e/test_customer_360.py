@@ -52,13 +52,14 @@ def test_full_materialization_builds_customer_360_row_by_row(mesh_home, backend)
     from mesh_platform.deployment import Settings
     from mesh_platform.status import product_status
 
-    status = {(r.domain, r.product): r for r in product_status(Settings.from_env(), instance)}
+    status = {(r.domain, r.product): r for r in product_status(Settings.from_env())}
     assert {k: (r.owner, r.contract_version, r.rows, r.checks) for k, r in status.items()} == {
-        ("customer", "profiles"): ("team:customer-team", "1.0.0", 3, "5/5 passed"),
-        ("customer", "insights"): ("team:customer-analytics", "1.0.0", 3, "10/10 passed"),
-        ("orders", "history"): ("team:orders-team", "1.0.0", 3, "5/5 passed"),  # C999: order, no CRM row
-        ("preferences", "settings"): ("team:preferences-team", "1.0.0", 2, "3/3 passed"),
-        ("federation", "customer_360"): ("team:platform-team", "1.0.0", 3, "2/2 passed"),
+        # checks: the schema, each rule of the contract, and the volume check
+        ("customer", "profiles"): ("team:customer-team", "1.0.0", 3, "6/6 passed"),
+        ("customer", "insights"): ("team:customer-analytics", "1.0.0", 3, "11/11 passed"),
+        ("orders", "history"): ("team:orders-team", "1.0.0", 3, "6/6 passed"),  # C999: order, no CRM row
+        ("preferences", "settings"): ("team:preferences-team", "1.0.0", 2, "4/4 passed"),
+        ("federation", "customer_360"): ("team:platform-team", "1.0.0", 3, "3/3 passed"),
     }
     assert status[("federation", "customer_360")].published_ms == snapshot.timestamp_ms
 

@@ -60,18 +60,6 @@ def run(defs: dg.Definitions, instance, keys=None, tags=None) -> dg.ExecuteInPro
     )
 
 
-def deployment(defs: dict[str, dg.Definitions]) -> dg.Definitions:
-    """The locations as one Definitions, each location's resources bound to its own assets (as
-    tests/automation does it)."""
-    assets, sensors = [], []
-    for d in defs.values():
-        specs = [a for a in d.assets if isinstance(a, dg.AssetSpec)]
-        computed = [a for a in d.assets if isinstance(a, dg.AssetsDefinition)]
-        assets += [*specs, *dg.with_resources(computed, d.resources)]
-        sensors += d.sensors
-    return dg.Definitions(assets=assets, sensors=sensors)
-
-
 def duckdb_customer_360(settings: Settings) -> dict[str, dict]:
     """customer_360 as the mesh's DuckDB product computes it (the same function, the platform's
     ProductContext) on the domains' current snapshots, read through the Reader as federation."""

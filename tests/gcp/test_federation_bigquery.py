@@ -13,12 +13,13 @@ import dagster as dg
 import pytest
 from conftest import step_failure_messages
 from gcp_prod import (
-    CUSTOMER_360, DOMAINS, PORTS, PROJECT, assert_same_rows, deployment, duckdb_customer_360, location_job,
+    CUSTOMER_360, DOMAINS, PORTS, PROJECT, assert_same_rows, duckdb_customer_360, location_job,
     provision_gcp, reset_bigquery, run, view_rows,
 )
 from google.api_core.retry import Retry
 from google.cloud import bigquery as bq
 from landing import CRM_CSV, EVENTS, EXPECTED_360, write_landing
+from merged import deployment
 
 from mesh_platform.audit import AuditLog
 from mesh_platform.cloud import bigquery_sql, infra

@@ -10,6 +10,7 @@ import dagster as dg
 
 from mesh_platform.contracts import VOLUME_CHECK, Contract
 from mesh_platform.engine import DuckDBEngine
+from mesh_platform.follow import follows_inputs
 from mesh_platform.resource import MeshResource
 from mesh_platform.spec import ProductSpec
 
@@ -92,11 +93,7 @@ def product_asset(
         inputs = [port_key(contract.domain, i, env) for i in spec.inputs]
     # A product built from other products follows them: it runs when any of them publishes,
     # and only once every one of them passed its blocking checks.
-    automation = (
-        dg.AutomationCondition.eager() & dg.AutomationCondition.all_deps_blocking_checks_passed()
-        if inputs
-        else None
-    )
+    automation = follows_inputs() if inputs else None
 
     @dg.asset(
         key=key,

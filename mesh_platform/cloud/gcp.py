@@ -42,6 +42,7 @@ import dagster as dg
 from mesh_platform.cloud import CloudError
 from mesh_platform.cloud.infra import Change
 from mesh_platform.contracts import ALLOW_DROP_TAG, Contract
+from mesh_platform.follow import follows_inputs
 from mesh_platform.deployment import Settings, deployment_file, gcp_settings
 
 if TYPE_CHECKING:
@@ -611,7 +612,7 @@ def _port_asset(location: str, key: str, env: str, views: tuple[str, ...]) -> dg
             IN_STEP_CHECK, asset=asset_key, blocking=True,
             description="The table holds the snapshot it is labelled with, every row of it.",
         )],
-        automation_condition=dg.AutomationCondition.eager() & dg.AutomationCondition.all_deps_blocking_checks_passed(),
+        automation_condition=follows_inputs(),
     )(_port)
 
 

@@ -14,6 +14,7 @@ from conftest import materialize, materialize_daily, step_failure_messages
 from landing import CRM_CSV, write_landing
 from merged import deployment
 
+from mesh_platform.storage import Catalog
 from mesh_platform.workspace import locations
 
 CUSTOMER_360 = dg.AssetKey(["federation", "customer_360"])
@@ -176,3 +177,32 @@ def test_customer_insights_follow_their_inputs_across_locations(mesh_home, insta
     result = materialize_daily("orders", instance)  # a new orders/history
     assert result.success, step_failure_messages(result)
     assert requested() is True
+
+
+def test_an_upstream_published_in_the_tick_customer_360_was_built_is_followed(mesh_home, instance):
+    """customer_360 built from the previous upstream versions while orders publishes a new one,
+    both between two ticks (concurrent runs in a team's deployment): the next tick requests it.
+    Plain eager() loses that update (its own update resets it in the same tick)."""
+    defs = location_defs()
+    selection = dg.AssetSelection.assets(CUSTOMER_360)
+    real = Ticks(deployment(defs), selection, instance)
+    control = Ticks(with_plain_eager(real.defs), selection, instance)
+
+    def tick() -> tuple[bool, bool]:
+        return requested(real.tick()), requested(control.tick())
+
+    for location in ("orders", "preferences", "customer", "federation"):
+        assert materialize(location, instance).success, location
+    assert tick() == (False, False)  # the first evaluation: what is there counts as handled
+
+    assert materialize("federation", instance).success
+    history = materialize("orders", instance)
+    assert history.success
+    assert tick() == (True, False)
+
+    # Built from that version: nothing more to do.
+    result = materialize("federation", instance)
+    assert result.success
+    pinned = Catalog(mesh_home).current("federation", "customer_360").summary["mesh.upstream.orders/history"]
+    assert pinned == str(Catalog(mesh_home).current("orders", "history").snapshot_id)
+    assert tick() == (False, False)

@@ -22,6 +22,7 @@ from landing import CRM_CSV, EVENTS, EXPECTED_360, write_landing
 from merged import deployment
 
 from mesh_platform.audit import AuditLog
+from mesh_platform.follow import follows_inputs
 from mesh_platform.cloud import bigquery_sql, infra
 from mesh_platform.cloud.gcp import GcpError, GcpProvisioner, pinned_table, port_table
 from mesh_platform.contracts import ALLOW_DROP_TAG
@@ -100,7 +101,7 @@ def test_in_prod_the_federation_owns_the_ports_and_customer_360_follows_them(mes
     monkeypatch.setenv("MESH_ENV", "prod")
     defs = location_job("federation")
     graph = defs.resolve_asset_graph()
-    eager = dg.AutomationCondition.eager() & dg.AutomationCondition.all_deps_blocking_checks_passed()
+    eager = follows_inputs()
     for key, port in PORTS.items():
         node = graph.get(port)
         assert node.parent_keys == {dg.AssetKey(key.split("/"))}  # follows the domain's product

@@ -144,26 +144,30 @@ KILLS = [
 
 @pytest.mark.parametrize(("signame", "point"), KILLS, ids=[f"{s}-{p.replace(' ', '_')}" for s, p in KILLS])
 def test_killed_seed_leaves_each_dataset_old_or_new_and_whole(seeds, tmp_path, signame, point):
-    landing = tmp_path / "landing"
-    shutil.copytree(seeds["previous"], landing)
     old, old_crm_rows = seeds["old"]
     new, new_crm_rows = seeds["new"]
-    ready = {
-        "after 0.15s": lambda: after(0.15),
-        "staging created": lambda: started(landing),
-        "1 part staged": lambda: parts_staged(landing, 1),
-        "2 parts staged": lambda: parts_staged(landing, 2),
-        "install begun": lambda: installing(landing),
-    }[point]()
     sig = getattr(signal, signame)
-
-    proc = start_seed(landing, *NEW)
-    try:
-        wait_for(proc, ready)
-        proc.send_signal(sig)
-        out = proc.communicate(timeout=60)[0].decode()
-    finally:
-        proc.kill()
+    for attempt in range(3):
+        landing = tmp_path / f"landing-{attempt}"
+        shutil.copytree(seeds["previous"], landing)
+        ready = {
+            "after 0.15s": lambda: after(0.15),
+            "staging created": lambda: started(landing),
+            "1 part staged": lambda: parts_staged(landing, 1),
+            "2 parts staged": lambda: parts_staged(landing, 2),
+            "install begun": lambda: installing(landing),
+        }[point]()
+        proc = start_seed(landing, *NEW)
+        try:
+            wait_for(proc, ready)
+            proc.send_signal(sig)
+            out = proc.communicate(timeout=60)[0].decode()
+        finally:
+            proc.kill()
+        # On a loaded machine the seed may finish between the kill point and the signal: that
+        # run tells nothing about a kill there, so it is tried again.
+        if proc.returncode != 0 or point == "install begun":
+            break
     # Killed (SIGINT ends Python with KeyboardInterrupt, re-raised as the signal), or, for a
     # signal sent once the install has begun, possibly finished before it arrived.
     assert proc.returncode == -sig or (point == "install begun" and proc.returncode == 0), out

@@ -20,6 +20,7 @@ import dagster as dg
 import pytest
 from workspace.server import server_env
 
+from mesh_platform.follow import follows_inputs
 from mesh_platform.workspace import locations
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -240,9 +241,7 @@ def test_products_built_from_products_are_automated_across_locations(defs, key):
     location = AUTOMATED[key]
     spec = _spec(defs[location], key)
     # Runs when an upstream product publishes, only once all upstream blocking checks passed.
-    assert spec.automation_condition == (
-        dg.AutomationCondition.eager() & dg.AutomationCondition.all_deps_blocking_checks_passed()
-    )
+    assert spec.automation_condition == follows_inputs()
     for name, product in [("customer", "customer/profiles"), ("orders", "orders/history"),
                           ("preferences", "preferences/settings")]:
         assert _spec(defs[name], product).automation_condition is None, product

@@ -156,10 +156,19 @@ def _chromium() -> str:
 
 
 def test_what_a_user_sees_in_the_browser(dev, home):
-    """Headless Chromium (Debian's, driven by Playwright: no browser download) on the running UI."""
-    from playwright.sync_api import sync_playwright
+    """Headless Chromium (Debian's, driven by Playwright: no browser download) on the running UI.
+    In a thread of its own: Playwright's sync API refuses a thread where an asyncio loop runs,
+    as earlier tests in this process may have left one."""
+    from concurrent.futures import ThreadPoolExecutor
 
     snapshot_id = str(Catalog(home).current("federation", "customer_360").snapshot_id)
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(_browse, dev.url, snapshot_id).result()
+
+
+def _browse(url: str, snapshot_id: str) -> None:
+    from playwright.sync_api import sync_playwright
+
     checks = ["schema", *(r.name for r in C360.rules), *(["volume"] if C360.volume_max_drop is not None else [])]
     with sync_playwright() as p:
         # As root (a container), Chromium runs only without its sandbox.
@@ -168,26 +177,26 @@ def test_what_a_user_sees_in_the_browser(dev, home):
             page = browser.new_page(viewport={"width": 1600, "height": 1200})
 
             # The asset graph: a group per domain.
-            page.goto(f"{dev.url}/asset-groups", wait_until="networkidle")
+            page.goto(f"{url}/asset-groups", wait_until="networkidle")
             page.get_by_text("Global asset lineage").wait_for()
             for group in LOCATIONS:
                 assert page.get_by_text(group, exact=True).count() >= 1, group
 
             # The catalog: every product, materialized.
-            page.goto(f"{dev.url}/assets", wait_until="networkidle")
+            page.goto(f"{url}/assets", wait_until="networkidle")
             page.get_by_text("federation / customer_360", exact=True).first.wait_for()
             assert {key: _catalog_status(page.inner_text("body"), key) for key in PRODUCTS} == {
                 key: "Materialized" for key in PRODUCTS}
 
             # customer_360's page: its owner, the snapshot id to the last digit.
-            page.goto(f"{dev.url}/assets/federation/customer_360", wait_until="networkidle")
+            page.goto(f"{url}/assets/federation/customer_360", wait_until="networkidle")
             page.get_by_text("snapshot_id", exact=True).wait_for()
             text = page.inner_text("body")
             assert C360.team in text
             assert snapshot_id in text, f"snapshot {snapshot_id} not shown in full"
 
             # Its checks: every one the contract declares, passed.
-            page.goto(f"{dev.url}/assets/federation/customer_360?view=checks", wait_until="networkidle")
+            page.goto(f"{url}/assets/federation/customer_360?view=checks", wait_until="networkidle")
             page.get_by_text(f"Checks ({len(checks)})").wait_for()
             text = page.inner_text("body")
             listed = text[text.index(f"Checks ({len(checks)})"):]

@@ -38,7 +38,6 @@ class Outcome:
     rows: int | None = None
     seconds: float | None = None
     message: str = ""
-    run_id: str | None = None
 
 
 @dataclass
@@ -135,14 +134,13 @@ def _run(location, keys, instance, in_process, tags, run_config, show) -> list[O
         # Dagster installs its signal handlers for the run: only the main thread may. A run of one
         # product executes here: a step process would cost a fork server's start and a fork for
         # nothing to run beside it (about a second a run).
-        result = materialize(location, instance, in_process or len(keys) == 1,
-                             {**tags, INVOCATION_TAG: invocation}, keys, run_config=run_config)
+        materialize(location, instance, in_process or len(keys) == 1,
+                    {**tags, INVOCATION_TAG: invocation}, keys, run_config=run_config)
     finally:
         follower.stop.set()
         thread.join()
     follower.drain()  # what the last poll missed
     for outcome in outcomes.values():
-        outcome.run_id = result.run_id
         if outcome.status == "SKIP" and not outcome.message and outcome.seconds is None:
             outcome.message = "not run: an input in the same run did not publish"
             show(outcome)

@@ -90,8 +90,12 @@ def start_seed(landing: Path, customers: int, seed_: int) -> subprocess.Popen:
     mesh_platform package would load Dagster first (over a second per process) and the
     kill points would mostly wait for that."""
     code = "; ".join([
-        # Ctrl-C's handler as in an interactive shell (a background shell leaves SIGINT ignored).
+        # Ctrl-C's handler as in an interactive shell (a background shell leaves SIGINT ignored),
+        # and SIGTERM's default, unblocked, whatever the test process passed down (a library it
+        # loaded may ignore or block it).
         "import signal; signal.signal(signal.SIGINT, signal.default_int_handler)",
+        "signal.signal(signal.SIGTERM, signal.SIG_DFL)",
+        "signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGINT, signal.SIGTERM])",
         "import importlib.util, sys; from pathlib import Path",
         "spec = importlib.util.spec_from_file_location('seed', sys.argv[1])",
         "seed = importlib.util.module_from_spec(spec); spec.loader.exec_module(seed)",

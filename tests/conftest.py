@@ -5,6 +5,7 @@ on the session's server, and `backend`: the laptop set-up (SQLite) or the team s
 
 from __future__ import annotations
 
+import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -32,6 +33,16 @@ def mesh_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         monkeypatch.delenv(key)
     write_landing(home / "landing")
     return home
+
+
+@pytest.fixture
+def restore_product_modules():
+    """A copied location registers its product modules under the real names: restore them."""
+    saved = {k: v for k, v in sys.modules.items() if k.startswith("mesh_products.")}
+    yield
+    for k in [k for k in sys.modules if k.startswith("mesh_products.")]:
+        del sys.modules[k]
+    sys.modules.update(saved)
 
 
 @pytest.fixture

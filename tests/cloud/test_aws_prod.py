@@ -159,12 +159,11 @@ def test_status_and_the_federations_read_in_prod(prod_mesh):
         assert granted.relation(con).aggregate("count(*)").fetchall() == [(3,)]
 
 
-def test_the_version_gate_compares_with_the_contract_glue_holds(prod_mesh, tmp_path):
+def test_the_version_gate_compares_with_the_contract_glue_holds(prod_mesh, tmp_path, restore_product_modules):
     """In prod the published contract text is the Glue table's (publish records it there; the
     home's local catalog holds no orders table): a breaking change without a major bump stops
     the location's load."""
     import shutil
-    import sys
 
     from versions.test_version_gate import HISTORY, LIFETIME
 
@@ -175,14 +174,8 @@ def test_the_version_gate_compares_with_the_contract_glue_holds(prod_mesh, tmp_p
     shutil.copytree(HISTORY.parents[1], folder, ignore=shutil.ignore_patterns("__pycache__"))
     (folder / "contracts/history.odcs.yaml").write_text(
         HISTORY.read_text().replace(LIFETIME, "").replace("version: 1.0.0", "version: 1.1.0"))
-    saved = {k: v for k, v in sys.modules.items() if k.startswith("mesh_products.")}
-    try:
-        with pytest.raises(VersionError) as info:
-            location_definitions(folder)
-        assert location_definitions(HISTORY.parents[1])  # the shipped contract: what Glue holds
-    finally:
-        for k in [k for k in sys.modules if k.startswith("mesh_products.")]:
-            del sys.modules[k]
-        sys.modules.update(saved)
+    with pytest.raises(VersionError) as info:
+        location_definitions(folder)
+    assert location_definitions(HISTORY.parents[1])  # the shipped contract: what Glue holds
     assert "1.0.0 -> 1.1.0 removes column lifetime_value: breaking; release it as 2.0.0" in str(info.value)
     assert "(published)" in str(info.value)

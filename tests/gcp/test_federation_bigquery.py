@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
-import sys
 
 import dagster as dg
 import pytest
@@ -54,16 +53,6 @@ def client(bigquery):
     c = bigquery.client()
     yield c
     c.close()
-
-
-@pytest.fixture
-def restore_product_modules():
-    """A copied location registers its product modules under the real names: restore them."""
-    saved = {k: v for k, v in sys.modules.items() if k.startswith("mesh_products.")}
-    yield
-    for k in [k for k in sys.modules if k.startswith("mesh_products.")]:
-        del sys.modules[k]
-    sys.modules.update(saved)
 
 
 def refresh(instance) -> dict[str, dg.Definitions]:

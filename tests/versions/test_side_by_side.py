@@ -5,7 +5,6 @@ held by the gate, a retired major fails its consumers' load."""
 
 from __future__ import annotations
 
-import sys
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -23,13 +22,7 @@ HISTORY_CODE = (ROOT / "domains/orders/products/history.py").read_text()
 LOCATIONS = ["orders", "preferences", "customer", "federation"]
 
 
-@pytest.fixture(autouse=True)
-def _keep_product_modules():
-    saved = {k: v for k, v in sys.modules.items() if k.startswith("mesh_products.")}
-    yield
-    for k in [k for k in sys.modules if k.startswith("mesh_products.")]:
-        del sys.modules[k]
-    sys.modules.update(saved)
+pytestmark = pytest.mark.usefixtures("restore_product_modules")  # loads copied locations
 
 
 def v1_contract(retires: date, version: str = "1.0.0") -> str:

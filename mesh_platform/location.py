@@ -16,6 +16,7 @@ import dagster as dg
 
 from mesh_platform import contract_versions, deployment, policies, registry
 from mesh_platform.contracts import Contract, ContractError, load_contract
+from mesh_platform.executor import EXECUTOR
 from mesh_platform.governance import grants_asset
 from mesh_platform.landing_watch import landing_sensor
 from mesh_platform.products import product_asset, source_spec
@@ -26,16 +27,6 @@ from mesh_platform.storage import Catalog
 
 PLATFORM_TEAM = "platform-team"
 SCHEDULE = "0 2 * * *"  # daily, after the source systems' nightly exports
-# A process per step, as Dagster runs a job by default, but forked from a server that imported
-# Dagster, the platform and the engine once per run: a spawned step would import them again
-# and spend seconds before doing any work. pyiceberg.io.pyarrow (pyarrow.dataset, pandas: 0.8 s)
-# is what the catalog loads on its first table read.
-EXECUTOR = dg.multiprocess_executor.configured(
-    {"start_method": {"forkserver": {"preload_modules": [
-        "mesh_platform.publish", "pyiceberg.catalog.sql", "pyiceberg.io.pyarrow",
-    ]}}},
-    name="mesh_executor",
-)
 
 
 def location_definitions(folder: Path | str, name: str | None = None) -> dg.Definitions:

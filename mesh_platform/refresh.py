@@ -131,11 +131,8 @@ def _run(location, keys, instance, in_process, tags, run_config, show) -> list[O
     thread = threading.Thread(target=follower.follow, daemon=True)
     thread.start()
     try:
-        # Dagster installs its signal handlers for the run: only the main thread may. A run of one
-        # product executes here: a step process would cost a fork server's start and a fork for
-        # nothing to run beside it (about a second a run).
-        materialize(location, instance, in_process or len(keys) == 1,
-                    {**tags, INVOCATION_TAG: invocation}, keys, run_config=run_config)
+        # Dagster installs its signal handlers for the run: only the main thread may.
+        materialize(location, instance, in_process, {**tags, INVOCATION_TAG: invocation}, keys, run_config=run_config)
     finally:
         follower.stop.set()
         thread.join()

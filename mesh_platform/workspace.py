@@ -56,18 +56,39 @@ def location_job(location: str) -> dg.JobDefinition:
 def materialize(
     location: str, instance: dg.DagsterInstance, in_process: bool = True, tags: dict[str, str] | None = None,
     products: list[dg.AssetKey] | None = None, run_config: dict | None = None,
-) -> dg.ExecutionResult:
+) -> dg.JobExecutionResult:
     """One real Dagster run of the products of a location (`products`, default all), recorded in
-    `instance`: in this process, or as the UI runs it, with each step in its own process."""
-    from mesh_platform.runs import DOMAIN_TAG, HOST_TAG, LOCATION_LABEL_TAG, REPOSITORY, this_host
+    `instance` and executed in this process, by the location's executor (a one-step run in this
+    process, otherwise a process per step; every step here with `in_process`).
 
-    tags = {"mesh/trigger": "mesh-cli", HOST_TAG: this_host(), DOMAIN_TAG: location,
-            LOCATION_LABEL_TAG: f"{REPOSITORY}@{location}", **(tags or {})}
-    if in_process:
-        return location_job(location).execute_in_process(
-            instance=instance, raise_on_error=False, tags=tags, asset_selection=products, run_config=run_config
-        )
+    The run is created as the UI creates one: of the location's job, with the code location of
+    workspace.yaml as its origin, so the UI shows it under its location and job (the Overview
+    timeline leaves out runs without one). Dagster's public entry points (`execute_job`,
+    `execute_in_process`) create runs without an origin; launching through a code server instead
+    would cost a server per location and a process per run."""
     import dagster as dg
+    from dagster._core.execution.api import execute_run
+
+    from mesh_platform.executor import IN_PROCESS_TAG
+    from mesh_platform.runs import DOMAIN_TAG, HOST_TAG, this_host
 
     job = dg.build_reconstructable_job(__name__, "location_job", reconstructable_args=(location,))
-    return dg.execute_job(job, instance, tags=tags, asset_selection=products, run_config=run_config)
+    job_def = job.get_definition()
+    tags = {**job_def.run_tags, "mesh/trigger": "mesh-cli", HOST_TAG: this_host(), DOMAIN_TAG: location,
+            **({IN_PROCESS_TAG: "true"} if in_process else {}), **(tags or {})}
+    run = instance.create_run_for_job(
+        job_def, run_config=run_config, tags=tags, asset_selection=frozenset(products) if products else None,
+        job_code_origin=job.get_python_origin(), remote_job_origin=job_origin(location, job_def.name),
+    )
+    return execute_run(job, run, instance)
+
+
+def job_origin(location: str, job_name: str):
+    """The origin the webserver and the daemon give a run of `job_name` in `location`."""
+    from dagster._core.remote_origin import RemoteJobOrigin, RemoteRepositoryOrigin
+    from dagster._core.workspace.load import location_origins_from_yaml_paths
+
+    from mesh_platform.runs import REPOSITORY
+
+    origin = {o.location_name: o for o in location_origins_from_yaml_paths([str(WORKSPACE)])}[location]
+    return RemoteJobOrigin(RemoteRepositoryOrigin(origin, REPOSITORY), job_name)

@@ -14,7 +14,7 @@ import time
 import dagster as dg
 import psutil
 import pytest
-from conftest import ROOT, materialize
+from conftest import ROOT
 from landing import write_landing
 from workspace.server import DagsterServer
 
@@ -22,6 +22,7 @@ from mesh_platform.contracts import load_contract
 from mesh_platform.registry import location_order
 from mesh_platform.runs import write_instance_config
 from mesh_platform.storage import Catalog
+from mesh_platform.workspace import materialize
 
 LOCATIONS = ["customer", "federation", "orders", "preferences"]
 # Measured: GraphQL answers ~30 s after start on an idle 2-core machine, ~110 s at load 8;
@@ -69,8 +70,8 @@ EXPECTED_GRAPH = {
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory):
-    """A mesh home with the hand-written landing set and every product published, by real runs
-    recorded in the instance that `dagster dev` then serves."""
+    """A mesh home with the hand-written landing set and every product published, by the runs
+    `mesh materialize` makes, recorded in the instance that `dagster dev` then serves."""
     home = tmp_path_factory.mktemp("ui") / "mesh"
     write_landing(home / "landing")
     write_instance_config(home / "dagster")
@@ -79,7 +80,7 @@ def home(tmp_path_factory):
         m.delenv("MESH_LANDING", raising=False)
         with dg.DagsterInstance.from_config(str(home / "dagster")) as instance:
             for location in location_order(LOCATIONS):
-                assert materialize(location, instance).success, location
+                assert materialize(location, instance, in_process=False).success, location
     return home
 
 
@@ -149,6 +150,25 @@ PRODUCTS = ["customer/profiles", "customer/insights", "orders/history", "prefere
 C360 = load_contract(ROOT / "mesh_platform/federation/contracts/customer_360.odcs.yaml")
 
 
+RUNS_QUERY = """
+{
+  runsOrError(filter: {tags: [{key: "mesh/trigger", value: "mesh-cli"}]}) {
+    ... on Runs { results { pipelineName status repositoryOrigin { repositoryLocationName repositoryName } } }
+  }
+}
+"""
+
+
+def test_mesh_runs_sit_under_their_location_and_job(dev):
+    """The Overview timeline places a run by its origin (it leaves out runs without one), the
+    job pages by its job and location: the runs mesh executes have both, as launched ones do."""
+    dev.location_entries(timeout=READY_WITHIN)
+    runs = dev.graphql(RUNS_QUERY)["runsOrError"]["results"]
+    assert sorted((r["pipelineName"], r["status"], r["repositoryOrigin"]) for r in runs) == sorted(
+        (f"{n}_products", "SUCCESS", {"repositoryLocationName": n, "repositoryName": "__repository__"})
+        for n in LOCATIONS)
+
+
 def _chromium() -> str:
     path = shutil.which("chromium")
     assert path, "no chromium on PATH: `make setup` installs Debian's chromium package (apt-get install chromium)"
@@ -179,8 +199,8 @@ def _browse(url: str, snapshot_id: str) -> None:
             # The asset graph: a group per domain.
             page.goto(f"{url}/asset-groups", wait_until="networkidle")
             page.get_by_text("Global asset lineage").wait_for()
-            for group in LOCATIONS:
-                assert page.get_by_text(group, exact=True).count() >= 1, group
+            for group in LOCATIONS:  # drawn after the page's title
+                page.get_by_text(group, exact=True).first.wait_for()
 
             # The catalog: every product, materialized.
             page.goto(f"{url}/assets", wait_until="networkidle")
@@ -203,6 +223,13 @@ def _browse(url: str, snapshot_id: str) -> None:
             for name in checks:
                 assert f"{name}\n{name}\nSucceeded" in listed, name
             assert "Failed" not in listed.split("Execute\nOverview")[0]
+
+            # The Overview timeline: a row per location's job, under its location.
+            page.goto(f"{url}/overview/activity/timeline", wait_until="networkidle")
+            page.get_by_text("federation_products", exact=True).first.wait_for()
+            text = page.inner_text("body")
+            for location in LOCATIONS:
+                assert f"{location}_products" in text, location
         finally:
             browser.close()
 

@@ -58,25 +58,20 @@ def _file_mb(key: str, env: str, home: Path) -> float:
     return sum(fs.get_file_info(to_path(f)).size for f in t.current().files) / 1e6
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.cloud_publish", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--customers", type=int, default=1_000_000)
-    parser.add_argument("--locations", default="orders,preferences,customer")
-    parser.add_argument("--keep", action="store_true", help="keep the temporary home")
-    args = parser.parse_args(argv)
+def measure(customers: int, locations: list[str]) -> dict[str, dict[str, dict]]:
+    """Each product's run and publish times, local and on the emulator: key -> where -> figures."""
+    from mesh_platform.emulators import MotoServer
     from mesh_platform.registry import location_order
 
-    locations = location_order([x for x in args.locations.split(",") if x])  # inputs first
-
-    from mesh_platform.emulators import MotoServer
-
+    locations = location_order(locations)  # inputs first
     base = Path(tempfile.mkdtemp(prefix="mesh-cloud-bench-"))
     landing = base / "landing"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MESH_", "AWS_"))}
+    saved = dict(os.environ)
     try:
-        print(f"seeding {args.customers:,} customers into {landing}", flush=True)
+        print(f"seeding {customers:,} customers into {landing}", flush=True)
         began = time.perf_counter()
-        subprocess.run([str(Path(sys.executable).with_name("mesh")), "seed", "--customers", str(args.customers)],
+        subprocess.run([str(Path(sys.executable).with_name("mesh")), "seed", "--customers", str(customers)],
                        env={**env, "MESH_HOME": str(base), "MESH_LANDING": str(landing)}, check=True,
                        stdout=subprocess.DEVNULL)
         print(f"  seeded in {time.perf_counter() - began:.1f} s", flush=True)
@@ -100,23 +95,37 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"emulator: materializing {location} ...", flush=True)
                 for key, meta in _materialize(location, "prod").items():
                     results.setdefault(key, {})["emulator"] = {**meta, "mb": _file_mb(key, "prod", base / "prod")}
-
-        print(f"\npublish at {args.customers:,} customers (s; publish = upload + commit; moto on loopback)")
-        header = f"{'product':<22}{'rows':>11}{'file MB':>9}  {'where':<9}{'compute':>9}{'audit':>8}{'publish':>9}{'run':>8}"
-        print(header)
-        for key, by_where in results.items():
-            for where in ("local", "emulator"):
-                m = by_where.get(where)
-                if m is None:
-                    continue
-                print(f"{key:<22}{m['dagster/row_count']:>11,}{m['mb']:>9.1f}  {where:<9}{m['compute_s']:>9.2f}"
-                      f"{m['audit_s']:>8.2f}{m['publish_s']:>9.2f}{m['run_s']:>8.1f}")
-        return 0
+        return {key: {where: {k: m[k] for k in FIGURES} for where, m in by_where.items()}
+                for key, by_where in results.items()}
     finally:
-        if args.keep:
-            print(f"kept {base}")
-        else:
-            shutil.rmtree(base, ignore_errors=True)
+        os.environ.clear()
+        os.environ.update(saved)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+FIGURES = ("dagster/row_count", "mb", "compute_s", "audit_s", "publish_s", "run_s")
+
+
+def render(results: dict[str, dict[str, dict]], customers: int) -> list[str]:
+    lines = [f"publish at {customers:,} customers (s; publish = upload + commit; moto on loopback)",
+             f"{'product':<22}{'rows':>11}{'file MB':>9}  {'where':<9}{'compute':>9}{'audit':>8}{'publish':>9}{'run':>8}"]
+    for key, by_where in results.items():
+        for where in ("local", "emulator"):
+            m = by_where.get(where)
+            if m is not None:
+                lines.append(f"{key:<22}{m['dagster/row_count']:>11,}{m['mb']:>9.1f}  {where:<9}{m['compute_s']:>9.2f}"
+                             f"{m['audit_s']:>8.2f}{m['publish_s']:>9.2f}{m['run_s']:>8.1f}")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.cloud_publish", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--customers", type=int, default=1_000_000)
+    parser.add_argument("--locations", default="orders,preferences,customer")
+    args = parser.parse_args(argv)
+    results = measure(args.customers, [x for x in args.locations.split(",") if x])
+    print("\n" + "\n".join(render(results, args.customers)))
+    return 0
 
 
 if __name__ == "__main__":

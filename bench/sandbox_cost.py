@@ -38,34 +38,39 @@ def _refresh(landing: Path, work: Path, sandboxed: bool) -> float:
     return elapsed
 
 
+def measure(customers: int, rounds: int, root: Path) -> tuple[float, float]:
+    """Median refresh seconds (sandboxed, unsandboxed) at `customers`, rounds alternating."""
+    for key in [k for k in os.environ if k.startswith("MESH_SOURCE_")]:
+        del os.environ[key]
+    root = root.resolve()
+    shutil.rmtree(root / "work", ignore_errors=True)
+    landing = root / f"landing-{customers}"
+    if not (landing / ".complete").exists():
+        generate_landing(landing, customers=customers, seed=1)
+        (landing / ".complete").touch()
+    # Unmeasured, on a small landing set: the first refresh of a process pays for imports and
+    # Dagster's first set-up.
+    small = root / "landing-warm-up"
+    if not (small / ".complete").exists():
+        generate_landing(small, customers=1_000, seed=1)
+        (small / ".complete").touch()
+    _refresh(small, root / "work" / "warm-up", True)
+    times: dict[bool, list[float]] = {True: [], False: []}
+    for i in range(rounds):
+        for sandboxed in ((True, False) if i % 2 == 0 else (False, True)):
+            seconds = _refresh(landing, root / "work" / f"{i}-{'on' if sandboxed else 'off'}", sandboxed)
+            times[sandboxed].append(seconds)
+            print(f"round {i + 1}: {'sandboxed  ' if sandboxed else 'unsandboxed'} {seconds:7.2f} s", flush=True)
+    return statistics.median(times[True]), statistics.median(times[False])
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=1_000_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--dir", type=Path, default=Path(".bench/sandbox"))
     args = parser.parse_args(argv)
-    for key in [k for k in os.environ if k.startswith("MESH_SOURCE_")]:
-        del os.environ[key]
-    shutil.rmtree(args.dir / "work", ignore_errors=True)
-    landing = args.dir.resolve() / f"landing-{args.customers}"
-    if not (landing / ".complete").exists():
-        generate_landing(landing, customers=args.customers, seed=1)
-        (landing / ".complete").touch()
-    # Unmeasured, on a small landing set: the first refresh of a process pays for imports and
-    # Dagster's first set-up.
-    small = args.dir.resolve() / "landing-warm-up"
-    if not (small / ".complete").exists():
-        generate_landing(small, customers=1_000, seed=1)
-        (small / ".complete").touch()
-    _refresh(small, args.dir.resolve() / "work" / "warm-up", True)
-    times: dict[bool, list[float]] = {True: [], False: []}
-    for i in range(args.rounds):
-        for sandboxed in ((True, False) if i % 2 == 0 else (False, True)):
-            work = args.dir.resolve() / "work" / f"{i}-{'on' if sandboxed else 'off'}"
-            seconds = _refresh(landing, work, sandboxed)
-            times[sandboxed].append(seconds)
-            print(f"round {i + 1}: {'sandboxed  ' if sandboxed else 'unsandboxed'} {seconds:7.2f} s", flush=True)
-    on, off = statistics.median(times[True]), statistics.median(times[False])
+    on, off = measure(args.customers, args.rounds, args.dir)
     print(f"median refresh at {args.customers:,} customers: sandboxed {on:.2f} s, unsandboxed {off:.2f} s, "
           f"sandbox cost {100 * (on - off) / off:+.1f}% (target <= +5%)")
 

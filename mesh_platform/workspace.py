@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -59,15 +60,31 @@ def materialize(
 ) -> dg.JobExecutionResult:
     """One real Dagster run of the products of a location (`products`, default all), recorded in
     `instance` and executed in this process, by the location's executor (a one-step run in this
-    process, otherwise a process per step; every step here with `in_process`).
+    process, otherwise a process per step; every step here with `in_process`)."""
+    from dagster._core.execution.api import execute_run
 
-    The run is created as the UI creates one: of the location's job, with the code location of
+    job, run = _new_run(location, instance, in_process, tags, products, run_config)
+    return execute_run(job, run, instance)
+
+
+def run_events(
+    location: str, instance: dg.DagsterInstance, in_process: bool, tags: dict[str, str],
+    products: list[dg.AssetKey] | None, run_config: dict | None = None,
+) -> Iterator[dg.DagsterEvent]:
+    """`materialize`, yielding the run's events as they happen (those of step processes too)."""
+    from dagster._core.execution.api import execute_run_iterator
+
+    job, run = _new_run(location, instance, in_process, tags, products, run_config)
+    yield from execute_run_iterator(job, run, instance)
+
+
+def _new_run(location, instance, in_process, tags, products, run_config):
+    """A run created as the UI creates one: of the location's job, with the code location of
     workspace.yaml as its origin, so the UI shows it under its location and job (the Overview
     timeline leaves out runs without one). Dagster's public entry points (`execute_job`,
     `execute_in_process`) create runs without an origin; launching through a code server instead
     would cost a server per location and a process per run."""
     import dagster as dg
-    from dagster._core.execution.api import execute_run
 
     from mesh_platform.executor import IN_PROCESS_TAG
     from mesh_platform.runs import DOMAIN_TAG, HOST_TAG, this_host
@@ -80,7 +97,7 @@ def materialize(
         job_def, run_config=run_config, tags=tags, asset_selection=frozenset(products) if products else None,
         job_code_origin=job.get_python_origin(), remote_job_origin=job_origin(location, job_def.name),
     )
-    return execute_run(job, run, instance)
+    return job, run
 
 
 def job_origin(location: str, job_name: str):

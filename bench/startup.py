@@ -7,10 +7,12 @@ import json
 import os
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 import requests
 
@@ -81,3 +83,14 @@ def _all_materialized(port: int) -> bool:
         return False
     done = {"/".join(n["assetKey"]["path"]) for n in nodes if n["assetMaterializations"]}
     return PRODUCTS <= done
+
+
+def status_seconds(home: Path, rounds: int = 5) -> float:
+    """Median wall time of `mesh status` (a fresh process each) on a refreshed mesh home."""
+    times = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        subprocess.run([str(Path(sys.executable).with_name("mesh")), "status"], env=clean_env(MESH_HOME=str(home)),
+                       cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)

@@ -6,7 +6,7 @@ MESH_ENV      the environment: `dev` (default: embedded DuckDB and Iceberg on lo
 MESH_HOME     where the mesh keeps its catalog, local tables, audit log and landing data
               (default: `.mesh` in the working directory).
 MESH_LANDING  where the domains' source systems drop their exports (default: MESH_HOME/landing).
-MESH_DUCKDB_MEMORY_LIMIT  DuckDB's memory limit per step (default 768MB; beyond it, it spills).
+MESH_DUCKDB_MEMORY_LIMIT  DuckDB's memory limit per step (default 1GB; beyond it, it spills).
 DAGSTER_HOME  the Dagster instance (runs, events, schedules) (default: MESH_HOME/dagster).
 MESH_INSTANCE where the shared state lives: `local` (default: Dagster's storage in SQLite under
               DAGSTER_HOME, the Iceberg catalog and grants in SQLite under MESH_HOME: one machine)
@@ -82,7 +82,7 @@ class Settings:
             if k.startswith(SOURCE_PREFIX)
         }
         dagster_home = Path(env.get("DAGSTER_HOME", home / "dagster")).resolve()
-        memory_limit = env.get("MESH_DUCKDB_MEMORY_LIMIT", "768MB")
+        memory_limit = env.get("MESH_DUCKDB_MEMORY_LIMIT", "1GB")
         instance = env.get("MESH_INSTANCE", "local")
         if instance not in INSTANCES:
             raise ValueError(f"MESH_INSTANCE={instance!r}: the instances are {list(INSTANCES)}")

@@ -122,8 +122,13 @@ def _json(con, landing: Landing):
         filename=True,
     )
     rel.to_view(_raw_view(landing))
+    # Each value's JSON type and text, computed once: the checks and the conversion read them
+    # several times (a tenth of a JSON source's read time).
+    parsed = ", ".join(f'json_type("{c.name}") AS {_json_type(c)}, ("{c.name}" ->> \'$\') AS {_json_text(c)}'
+                       for c in landing.contract.columns)
     return con.sql(
-        f"SELECT {', '.join(_from_json(landing, c) for c in landing.contract.columns)} FROM {_raw_view(landing)}"
+        f"SELECT {', '.join(_from_json(landing, c) for c in landing.contract.columns)} "
+        f"FROM (SELECT *, {parsed} FROM {_raw_view(landing)})"
     )
 
 
@@ -253,11 +258,10 @@ def _from_json(landing: Landing, column: Column) -> str:
     from mesh_platform.sqltypes import duckdb_spelling
 
     target = duckdb_spelling(column.physical_type)
-    j = f'"{column.name}"'
-    present = f"(CASE WHEN json_type({j}) = 'NULL' THEN NULL ELSE {j} END)"
+    j, kind, text = f'"{column.name}"', _json_type(column), _json_text(column)
+    present = f"(CASE WHEN {kind} = 'NULL' THEN NULL ELSE {j} END)"
     if target == "JSON":
         return _checked(landing, column, present, "true", j, "")
-    text = f"({j} ->> '$')"
     if target in _INTS:
         kinds, valid, converted = ("BIGINT", "UBIGINT"), f"TRY_CAST({j} AS {target}) IS NOT NULL", f"CAST({j} AS {target})"
     elif _DECIMAL.match(target):
@@ -271,18 +275,26 @@ def _from_json(landing: Landing, column: Column) -> str:
         kinds, valid, converted = None, f"TRY_CAST({j} AS {target}) IS NOT NULL", f"CAST({j} AS {target})"
     if kinds:
         allowed = ", ".join(_lit(k) for k in kinds)
-        wrong = _fail_typed(landing, column, j, target)
-        valid = f"(CASE WHEN json_type({j}) NOT IN ({allowed}) THEN {wrong} ELSE {valid} END)"
+        wrong = _fail_typed(landing, column, kind, target)
+        valid = f"(CASE WHEN {kind} NOT IN ({allowed}) THEN {wrong} ELSE {valid} END)"
     # A JSON string is a VARCHAR: the only way it fails to be one is a NUL byte.
     problem = "holds a NUL byte" if target == "VARCHAR" else f"holds a value that is not a {target}"
     return _checked(landing, column, present, valid, converted, f"{problem} (no value is shown: it may be personal data)")
 
 
-def _fail_typed(landing: Landing, column: Column, j: str, target: str) -> str:
+def _json_type(column: Column) -> str:
+    return f'"{column.name}#json_type"'
+
+
+def _json_text(column: Column) -> str:
+    return f'"{column.name}#text"'
+
+
+def _fail_typed(landing: Landing, column: Column, kind: str, target: str) -> str:
     head = _lit(f"{MARK} {_where(landing)}: ")
     mid = _lit(f": column '{column.name}' is stored as JSON ")
     tail = _lit(f", which does not convert to the contract's {target} without loss")
-    return f"error({head} || filename || {mid} || json_type({j}) || {tail})"
+    return f"error({head} || filename || {mid} || {kind} || {tail})"
 
 
 def _from_parquet(landing: Landing, column: Column, stored: str, target: str) -> str:

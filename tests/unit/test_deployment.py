@@ -9,7 +9,7 @@ def test_defaults_live_under_mesh_home(tmp_path):
     s = Settings.from_env({"MESH_HOME": str(tmp_path)})
     assert (s.env, s.home, s.landing, s.dagster_home) == ("dev", tmp_path, tmp_path / "landing", tmp_path / "dagster")
     assert s.source_overrides == {}
-    assert s.duckdb_memory_limit == "768MB"
+    assert s.duckdb_memory_limit == "1GB"
     assert s.deployment["environment"] == "dev"
 
 

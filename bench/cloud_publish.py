@@ -58,8 +58,10 @@ def _file_mb(key: str, env: str, home: Path) -> float:
     return sum(fs.get_file_info(to_path(f)).size for f in t.current().files) / 1e6
 
 
-def measure(customers: int, locations: list[str]) -> dict[str, dict[str, dict]]:
-    """Each product's run and publish times, local and on the emulator: key -> where -> figures."""
+def measure(customers: int, locations: list[str], bigquery: bool = False) -> dict[str, dict]:
+    """Each product's run and publish times, local and on the emulator: key -> where -> figures;
+    with `bigquery`, the federation's prod refresh on the BigQuery emulator too (the domains'
+    products loaded into its ports, then the customer_360 routine and view)."""
     from mesh_platform.emulators import MotoServer
     from mesh_platform.registry import location_order
 
@@ -95,8 +97,11 @@ def measure(customers: int, locations: list[str]) -> dict[str, dict[str, dict]]:
                 print(f"emulator: materializing {location} ...", flush=True)
                 for key, meta in _materialize(location, "prod").items():
                     results.setdefault(key, {})["emulator"] = {**meta, "mb": _file_mb(key, "prod", base / "prod")}
-        return {key: {where: {k: m[k] for k in FIGURES} for where, m in by_where.items()}
-                for key, by_where in results.items()}
+            figures = {key: {where: {k: m[k] for k in FIGURES} for where, m in by_where.items()}
+                       for key, by_where in results.items()}
+            if bigquery:
+                figures["federation on BigQuery"] = _bigquery_refresh(base)
+        return figures
     finally:
         os.environ.clear()
         os.environ.update(saved)
@@ -106,10 +111,47 @@ def measure(customers: int, locations: list[str]) -> dict[str, dict[str, dict]]:
 FIGURES = ("dagster/row_count", "mb", "compute_s", "audit_s", "publish_s", "run_s")
 
 
+def _bigquery_refresh(base: Path) -> dict[str, float]:
+    """The federation location's run in prod on the BigQuery emulator: each asset's step seconds
+    (the ports' loads, customer_360's routine and view) and the run's wall time."""
+    import dagster as dg
+
+    from mesh_platform.cloud import infra
+    from mesh_platform.deployment import Settings
+    from mesh_platform.emulators import BigQueryEmulator
+    from mesh_platform.workspace import locations
+
+    with BigQueryEmulator(state_dir=base / "bigquery") as emulator:
+        os.environ.update(emulator.env())
+        infra.apply(Settings.from_env(), ["gcp"])
+        loc = locations()["federation"]
+        print("BigQuery emulator: materializing federation ...", flush=True)
+        with dg.instance_for_test() as instance:
+            began = time.perf_counter()
+            result = loc.definitions().resolve_job_def(loc.job_name).execute_in_process(
+                instance=instance, raise_on_error=False)
+            wall = time.perf_counter() - began
+            if not result.success:
+                failures = [e.step_failure_data.error.message for e in result.all_events if e.is_step_failure]
+                raise SystemExit("federation on BigQuery: the run failed:\n" + "\n".join(failures))
+            kinds = {dg.DagsterEventType.STEP_START, dg.DagsterEventType.STEP_SUCCESS}
+            started, steps = {}, {}
+            for entry in instance.all_logs(result.run_id, of_type=kinds):
+                if entry.dagster_event.event_type == dg.DagsterEventType.STEP_START:
+                    started[entry.step_key] = entry.timestamp
+                else:
+                    steps[entry.step_key.replace("__", "/")] = entry.timestamp - started[entry.step_key]
+    return {**steps, "run_s": wall}
+
+
 def render(results: dict[str, dict[str, dict]], customers: int) -> list[str]:
     lines = [f"publish at {customers:,} customers (s; publish = upload + commit; moto on loopback)",
              f"{'product':<22}{'rows':>11}{'file MB':>9}  {'where':<9}{'compute':>9}{'audit':>8}{'publish':>9}{'run':>8}"]
     for key, by_where in results.items():
+        if key == "federation on BigQuery":
+            lines.append(f"federation on the BigQuery emulator: run {by_where['run_s']:.1f} s; steps: "
+                         + ", ".join(f"{k} {v:.1f} s" for k, v in by_where.items() if k != "run_s"))
+            continue
         for where in ("local", "emulator"):
             m = by_where.get(where)
             if m is not None:
@@ -122,8 +164,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.cloud_publish", description=__doc__.split("\n\n")[0])
     parser.add_argument("--customers", type=int, default=1_000_000)
     parser.add_argument("--locations", default="orders,preferences,customer")
+    parser.add_argument("--bigquery", action="store_true", help="the federation's refresh on the BigQuery emulator too")
     args = parser.parse_args(argv)
-    results = measure(args.customers, [x for x in args.locations.split(",") if x])
+    results = measure(args.customers, [x for x in args.locations.split(",") if x], args.bigquery)
     print("\n" + "\n".join(render(results, args.customers)))
     return 0
 

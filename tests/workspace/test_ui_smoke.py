@@ -80,7 +80,7 @@ def home(tmp_path_factory):
         m.delenv("MESH_LANDING", raising=False)
         with dg.DagsterInstance.from_config(str(home / "dagster")) as instance:
             for location in location_order(LOCATIONS):
-                assert materialize(location, instance, in_process=False).success, location
+                assert materialize(location, instance).success, location
     return home
 
 

@@ -95,12 +95,12 @@ def _new_run(location, instance, in_process, tags, products, run_config):
             **({IN_PROCESS_TAG: "true"} if in_process else {}), **(tags or {})}
     run = instance.create_run_for_job(
         job_def, run_config=run_config, tags=tags, asset_selection=frozenset(products) if products else None,
-        job_code_origin=job.get_python_origin(), remote_job_origin=job_origin(location, job_def.name),
+        job_code_origin=job.get_python_origin(), remote_job_origin=_job_origin(location, job_def.name),
     )
     return job, run
 
 
-def job_origin(location: str, job_name: str):
+def _job_origin(location: str, job_name: str):
     """The origin the webserver and the daemon give a run of `job_name` in `location`."""
     from dagster._core.remote_origin import RemoteJobOrigin, RemoteRepositoryOrigin
     from dagster._core.workspace.load import location_origins_from_yaml_paths

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-import time
+import threading
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,10 +19,16 @@ from rich.console import Console
 
 from mesh_platform.registry import location_order
 from mesh_platform.selection import products_by_location
-from mesh_platform.workspace import run_events
+from mesh_platform.workspace import materialize
 
 STATUSES = ("PASS", "WARN", "BLOCKED", "ERROR", "SKIP")
 STYLE = {"PASS": "green", "WARN": "yellow", "BLOCKED": "red", "ERROR": "bold red", "SKIP": "dim"}
+INVOCATION_TAG = "mesh/invocation"  # finds the run `materialize` is executing, to follow its events
+_FOLLOWED = {
+    dg.DagsterEventType.STEP_START, dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE,
+    dg.DagsterEventType.STEP_SKIPPED, dg.DagsterEventType.ASSET_MATERIALIZATION,
+    dg.DagsterEventType.ASSET_CHECK_EVALUATION,
+}
 
 
 @dataclass
@@ -117,12 +124,19 @@ def _printer(console: Console, width: int) -> Callable[..., None]:
 
 
 def _run(location, keys, instance, in_process, tags, run_config, show) -> list[Outcome]:
-    """One run of `keys`, reported from its events as they happen."""
+    """One run of `keys`, followed from its event log while it runs."""
+    invocation = uuid.uuid4().hex
     outcomes = {k.to_user_string(): Outcome(k.to_user_string()) for k in keys}
-    follower = _Follower(outcomes, show)
-    # Dagster installs its signal handlers for the run: only the main thread may run it.
-    for event in run_events(location, instance, in_process, tags, keys, run_config=run_config):
-        follower.event(event, time.time())
+    follower = _Follower(instance, invocation, outcomes, show)
+    thread = threading.Thread(target=follower.follow, daemon=True)
+    thread.start()
+    try:
+        # Dagster installs its signal handlers for the run: only the main thread may.
+        materialize(location, instance, in_process, {**tags, INVOCATION_TAG: invocation}, keys, run_config=run_config)
+    finally:
+        follower.stop.set()
+        thread.join()
+    follower.drain()  # what the last poll missed
     for outcome in outcomes.values():
         if outcome.status == "SKIP" and not outcome.message and outcome.seconds is None:
             outcome.message = "not run: an input in the same run did not publish"
@@ -131,13 +145,35 @@ def _run(location, keys, instance, in_process, tags, run_config, show) -> list[O
 
 
 class _Follower:
-    def __init__(self, outcomes: dict[str, Outcome], show):
-        self.outcomes, self.show = outcomes, show
+    def __init__(self, instance, invocation: str, outcomes: dict[str, Outcome], show):
+        self.instance, self.invocation, self.outcomes, self.show = instance, invocation, outcomes, show
+        self.stop = threading.Event()
+        self.run_id: str | None = None
+        self.cursor: str | None = None
         self.started: dict[str, float] = {}
         self.checks_failed: dict[str, list[str]] = {}
         self.reported: set[str] = set()
 
-    def event(self, event: dg.DagsterEvent, at: float) -> None:
+    def follow(self) -> None:
+        while not self.stop.wait(0.25):
+            self.drain()
+
+    def drain(self) -> None:
+        if self.run_id is None:
+            runs = self.instance.get_run_records(dg.RunsFilter(tags={INVOCATION_TAG: self.invocation}), limit=1)
+            if not runs:
+                return
+            self.run_id = runs[0].dagster_run.run_id
+        while True:
+            page = self.instance.get_records_for_run(self.run_id, cursor=self.cursor, of_type=_FOLLOWED, limit=500)
+            for record in page.records:
+                self._event(record.event_log_entry)
+            self.cursor = page.cursor
+            if not page.has_more:
+                return
+
+    def _event(self, entry) -> None:
+        event = entry.dagster_event
         kind = event.event_type
         key = _key_of(event.step_key) if event.step_key else None
         if kind == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
@@ -149,7 +185,7 @@ class _Follower:
             return
         outcome = self.outcomes[key]
         if kind == dg.DagsterEventType.STEP_START:
-            self.started[key] = at
+            self.started[key] = entry.timestamp
             self.show(started=key)
         elif kind == dg.DagsterEventType.ASSET_MATERIALIZATION:
             rows = event.event_specific_data.materialization.metadata.get("dagster/row_count")
@@ -158,13 +194,13 @@ class _Follower:
             failed = self.checks_failed.get(key)
             outcome.status = "WARN" if failed else "PASS"
             outcome.message = f"non-blocking checks failed: {', '.join(failed)}" if failed else ""
-            self._report(outcome, at)
+            self._report(outcome, entry.timestamp)
         elif kind == dg.DagsterEventType.STEP_FAILURE:
             data = event.step_failure_data
             blocked = data.user_failure_data is not None and "failed_checks" in (data.user_failure_data.metadata or {})
             outcome.status = "BLOCKED" if blocked else "ERROR"
             outcome.message = _failure_message(data)
-            self._report(outcome, at)
+            self._report(outcome, entry.timestamp)
         elif kind == dg.DagsterEventType.STEP_SKIPPED:
             outcome.message = "not run: an input in the same run did not publish"
             self._report(outcome, None)

@@ -28,6 +28,10 @@ if TYPE_CHECKING:
     from mesh_platform.deployment import Settings
 
 HOST_TAG = "mesh/host"  # where the run's worker runs: only there can its pid be checked
+# Dagster's label of the code location a run belongs to ("<repository>@<location>"): the UI lists
+# a job's runs by it. Runs launched through a code server get it from Dagster; `mesh` sets it on
+# the runs it executes itself, so they show under their location's job too.
+LOCATION_LABEL_TAG = ".dagster/repository"
 REPOSITORY = "__repository__"  # the repository name Dagster gives a location's Definitions
 DOMAIN_TAG = "mesh/domain"  # the domain (code location) a run belongs to: the queue's per-domain limit
 MANAGED = "# Written by mesh (mesh_platform/runs.py). Delete this line to manage the file yourself.\n"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -60,52 +59,19 @@ def materialize(
 ) -> dg.JobExecutionResult:
     """One real Dagster run of the products of a location (`products`, default all), recorded in
     `instance` and executed in this process, by the location's executor (a one-step run in this
-    process, otherwise a process per step; every step here with `in_process`)."""
-    from dagster._core.execution.api import execute_run
+    process, otherwise a process per step; every step here with `in_process`).
 
-    job, run = _new_run(location, instance, in_process, tags, products, run_config)
-    return execute_run(job, run, instance)
-
-
-def run_events(
-    location: str, instance: dg.DagsterInstance, in_process: bool, tags: dict[str, str],
-    products: list[dg.AssetKey] | None, run_config: dict | None = None,
-) -> Iterator[dg.DagsterEvent]:
-    """`materialize`, yielding the run's events as they happen (those of step processes too)."""
-    from dagster._core.execution.api import execute_run_iterator
-
-    job, run = _new_run(location, instance, in_process, tags, products, run_config)
-    yield from execute_run_iterator(job, run, instance)
-
-
-def _new_run(location, instance, in_process, tags, products, run_config):
-    """A run created as the UI creates one: of the location's job, with the code location of
-    workspace.yaml as its origin, so the UI shows it under its location and job (the Overview
-    timeline leaves out runs without one). Dagster's public entry points (`execute_job`,
-    `execute_in_process`) create runs without an origin; launching through a code server instead
-    would cost a server per location and a process per run."""
+    Runs carry their location's label, so the UI lists them under their location's job. They have
+    no code location origin (Dagster's public entry points create runs without one), so the
+    Overview timeline leaves them out; launching through a code server instead would cost a
+    server per location and a process per run."""
     import dagster as dg
 
     from mesh_platform.executor import IN_PROCESS_TAG
-    from mesh_platform.runs import DOMAIN_TAG, HOST_TAG, this_host
+    from mesh_platform.runs import DOMAIN_TAG, HOST_TAG, LOCATION_LABEL_TAG, REPOSITORY, this_host
 
+    tags = {"mesh/trigger": "mesh-cli", HOST_TAG: this_host(), DOMAIN_TAG: location,
+            LOCATION_LABEL_TAG: f"{REPOSITORY}@{location}", **({IN_PROCESS_TAG: "true"} if in_process else {}),
+            **(tags or {})}
     job = dg.build_reconstructable_job(__name__, "location_job", reconstructable_args=(location,))
-    job_def = job.get_definition()
-    tags = {**job_def.run_tags, "mesh/trigger": "mesh-cli", HOST_TAG: this_host(), DOMAIN_TAG: location,
-            **({IN_PROCESS_TAG: "true"} if in_process else {}), **(tags or {})}
-    run = instance.create_run_for_job(
-        job_def, run_config=run_config, tags=tags, asset_selection=frozenset(products) if products else None,
-        job_code_origin=job.get_python_origin(), remote_job_origin=_job_origin(location, job_def.name),
-    )
-    return job, run
-
-
-def _job_origin(location: str, job_name: str):
-    """The origin the webserver and the daemon give a run of `job_name` in `location`."""
-    from dagster._core.remote_origin import RemoteJobOrigin, RemoteRepositoryOrigin
-    from dagster._core.workspace.load import location_origins_from_yaml_paths
-
-    from mesh_platform.runs import REPOSITORY
-
-    origin = {o.location_name: o for o in location_origins_from_yaml_paths([str(WORKSPACE)])}[location]
-    return RemoteJobOrigin(RemoteRepositoryOrigin(origin, REPOSITORY), job_name)
+    return dg.execute_job(job, instance, tags=tags, asset_selection=products, run_config=run_config)

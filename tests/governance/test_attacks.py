@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-import sys
 from pathlib import Path
 
 import dagster as dg
@@ -28,14 +27,7 @@ from mesh_platform.storage import Catalog
 PROFILES = "customer/profiles"
 
 
-@pytest.fixture(autouse=True)
-def _keep_product_modules():
-    """Copied locations register their product modules under the real names: restore them."""
-    saved = {k: v for k, v in sys.modules.items() if k.startswith("mesh_products.")}
-    yield
-    for k in [k for k in sys.modules if k.startswith("mesh_products.")]:
-        del sys.modules[k]
-    sys.modules.update(saved)
+pytestmark = pytest.mark.usefixtures("restore_product_modules")  # copied locations load here
 
 
 def copy_location(tmp_path: Path, name: str) -> Path:

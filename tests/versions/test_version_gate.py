@@ -39,13 +39,7 @@ WITH_LOYALTY = HISTORY.read_text().replace(
 )
 
 
-@pytest.fixture(autouse=True)
-def _keep_product_modules():
-    saved = {k: v for k, v in sys.modules.items() if k.startswith("mesh_products.")}
-    yield
-    for k in [k for k in sys.modules if k.startswith("mesh_products.")]:
-        del sys.modules[k]
-    sys.modules.update(saved)
+pytestmark = pytest.mark.usefixtures("restore_product_modules")  # copied locations load here
 
 
 def orders_copy(tmp_path: Path, text: str | None = None) -> Path:

@@ -57,11 +57,11 @@ apt_install = $(if $(CAN_APT),\
 	echo "setup: $(2) is missing and cannot be installed here (needs root or sudo, and apt-get):\
 	install the Debian package(s) '$(1)'" >&2)
 
+# The UI starts first and the products are materialized through it, so their runs are the UI's
+# (under their code location, on the Overview timeline).
 dev: setup
 	$(MESH) seed --customers $(CUSTOMERS)
-	$(MESH) materialize --allow-volume-drop
-	$(MESH) status
-	$(MESH) ui --port $(PORT)
+	$(MESH) ui --port $(PORT) --materialize --allow-volume-drop
 
 # The prod environment on this machine: every cloud's local emulator, provisioned (mesh infra
 # apply), seeded, materialized and shown in the UI; Ctrl-C stops the UI and the emulators.

@@ -42,12 +42,12 @@ def location_load(name: str) -> tuple[float, float]:
 
 
 _MATERIALIZED = "{ assetNodes { assetKey { path } assetMaterializations(limit: 1) { timestamp } } }"
-PRODUCTS = {"customer/profiles", "orders/history", "preferences/settings", "federation/customer_360"}
+PRODUCTS = {"customer/profiles", "customer/insights", "orders/history", "preferences/settings", "federation/customer_360"}
 
 
 def make_dev_seconds(timeout: float = 600) -> float:
     """`make dev` in this checkout, with a fresh MESH_HOME (dependencies already installed):
-    seconds until the UI's GraphQL shows all four products materialized."""
+    seconds until the UI's GraphQL shows every product materialized."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

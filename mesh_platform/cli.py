@@ -42,7 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     run = sub.add_parser("run", help="materialize one code location (mesh materialize LOCATION)")
     run.add_argument("location", help="the code location")
     for p in (mat, run):
-        p.add_argument("-v", "--verbose", action="store_true", help="show Dagster's own log of each run")
+        p.add_argument("-v", "--verbose", action="store_true",
+                       help="show Dagster's own log of each run (of a run launched through the UI: its page)")
         p.add_argument(
             "--in-process", action="store_true",
             help="run every step in the run's process (default: a process per step, as the UI runs it)",
@@ -108,8 +109,12 @@ def main(argv: list[str] | None = None) -> int:
     new_domain.add_argument("name", help="the domain, snake_case")
     status = sub.add_parser("status", help="every product's published version, freshness and latest checks")
     status.add_argument("--json", action="store_true", help="a JSON array instead of a table")
-    ui = sub.add_parser("ui", help="start the Dagster UI on 127.0.0.1")
+    ui = sub.add_parser("ui", help="start the Dagster UI on 127.0.0.1 (dagster dev: its code servers and daemon); "
+                        "while it runs, `mesh materialize` launches through it")
     ui.add_argument("--port", type=int, default=3000, help="port on 127.0.0.1")
+    ui.add_argument("--materialize", action="store_true",
+                    help="once the UI is up, materialize every product through it and show their status")
+    ui.add_argument("--allow-volume-drop", action="store_true", help="with --materialize: as for materialize")
     args = parser.parse_args(argv)
 
     settings = Settings.from_env()
@@ -126,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         "audit": lambda: _audit(settings, args),
         "grants": lambda: _grants(settings, args.what),
         "infra": lambda: _infra(settings, args.what, args.cloud, args.detailed_exitcode),
-        "ui": lambda: _ui(args.port),
+        "ui": lambda: _ui(settings, args.port, args.materialize, _tags(args)),
     }[args.command]()
 
 
@@ -345,16 +350,24 @@ def _materialize(names: list[str], in_process: bool, tags: dict[str, str], selec
         except SelectionError as exc:
             print(f"mesh: {exc}", file=sys.stderr)
             return 2
+    from mesh_platform.ui_launch import running_ui
+
     console = Console(highlight=False, soft_wrap=True)
     quiet = None if verbose else {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
     log_file = None if verbose else Settings.from_env().home / "logs" / "materialize.log"
     start = time.perf_counter()
+    ui = running_ui(Path(os.environ["DAGSTER_HOME"]))
+    if ui is not None:
+        console.print(f"launching through the Dagster UI on {ui.url}")
+        ui.wait_until_loaded()
     with _instance() as instance:
-        done = refresh(plan, instance, in_process=in_process, tags=tags, console=console, run_config=quiet,
-                       log_file=log_file)
+        done = refresh(plan, instance, in_process=in_process, tags=tags, console=console,
+                       run_config=None if ui else quiet, log_file=None if ui else log_file, ui=ui, links=verbose)
     console.print(f"\n{'Done' if done.ok else 'Finished with failures'} in {time.perf_counter() - start:.1f}s. "
                   f"{done.summary()}")
-    if not done.ok and log_file is not None:
+    if not done.ok and ui is not None:
+        console.print(f"Dagster's log of these runs: in the UI, {ui.url}/runs")
+    elif not done.ok and log_file is not None:
         console.print(f"Dagster's log of these runs: {log_file} (or -v to see it here; every run is in the UI)")
     return 0 if done.ok else 1
 
@@ -405,19 +418,71 @@ def _status(settings: Settings, as_json: bool = False) -> int:
     return 0
 
 
-def _ui(port: int) -> int:
+def _ui(settings: Settings, port: int, materialize: bool, tags: dict[str, str]) -> int:
+    """`dagster dev` in its own session, its log in logs/ui.log, announced for `mesh materialize`
+    (mesh_platform.ui_launch) while it serves. Ctrl-C (or SIGTERM) stops it and all it started."""
+    import subprocess
+
     from mesh_platform.runs import write_instance_config
+    from mesh_platform.ui_launch import RunningUI, announce, withdraw
     from mesh_platform.workspace import WORKSPACE
 
-    write_instance_config(Path(os.environ["DAGSTER_HOME"]), Settings.from_env())
+    write_instance_config(settings.dagster_home, settings)
+    log = settings.home / "logs" / "ui.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
     dagster = Path(sys.executable).with_name("dagster")
-    cmd = [str(dagster), "dev", "-w", str(WORKSPACE), "-h", "127.0.0.1", "-p", str(port)]
-    print(f"Dagster UI on http://127.0.0.1:{port} (Ctrl-C stops it and everything it started)")
-    # dagster dev takes over: Ctrl-C reaches it directly and it stops its own processes. A shell
-    # that started us in the background left SIGINT ignored, and exec would keep it so.
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    os.execv(cmd[0], cmd)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # a shell's background job starts with it ignored
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(
+            [str(dagster), "dev", "-w", str(WORKSPACE), "-h", "127.0.0.1", "-p", str(port)], stdout=out,
+            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )
+    ui = RunningUI(port, proc.pid)
+    print(f"starting the Dagster UI on {ui.url} (its log: {log})", flush=True)
+    try:
+        while not ui.answers():
+            if proc.poll() is not None:
+                print(f"mesh ui: dagster dev exited with {proc.returncode}; see {log}", file=sys.stderr)
+                return 1
+            time.sleep(0.5)
+        announce(settings.dagster_home, ui)
+        if materialize:
+            _materialize([], False, tags)
+            _status(settings)
+        print(f"Dagster UI on {ui.url} (Ctrl-C stops it and everything it started)", flush=True)
+        proc.wait()
+        return proc.returncode
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        withdraw(settings.dagster_home, ui)
+        _stop(proc)
 
+
+def _stop(proc) -> None:
+    """SIGINT to `dagster dev`'s session, as Ctrl-C in its terminal would: it stops its webserver,
+    daemon and code servers. SIGKILL to what is left after 30 s."""
+    import subprocess
+
+    import psutil
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the stop short
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGINT)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            pass
+    for p in psutil.process_iter(["pid"]):
+        try:
+            if os.getsid(p.pid) == proc.pid:
+                p.kill()
+        except (ProcessLookupError, psutil.Error):
+            pass
+    proc.poll()
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,8 +1,9 @@
 """Landing sources watched: a sensor per location observes each source's files (a fingerprint
 of their names, sizes and modification times: the data version; file count, bytes, latest
 modification) and, when the files a product was last built from have changed, requests a run
-of that product. The run is an ordinary one: its blocking checks still decide whether it
-publishes, and the products that read it follow through their own automation.
+of that product, unless a run is building it already (that run reads the new files). The run is
+an ordinary one: its blocking checks still decide whether it publishes, and the products that
+read it follow through their own automation.
 
 The fingerprint a product was built from is in its materialization's metadata
 (`landing_versions`, written by publish), so a restart, a second deployment or `mesh materialize`
@@ -23,6 +24,7 @@ import dagster as dg
 from mesh_platform.contracts import Contract
 from mesh_platform.products import product_key, source_key
 from mesh_platform.resource import MeshResource
+from mesh_platform.runs import runs_building
 
 VERSIONS_METADATA = "landing_versions"  # on a product's materialization: {source: data version}
 DATA_VERSION_TAG = "dagster/data_version"  # how Dagster records an observation's data version
@@ -71,8 +73,13 @@ def landing_sensor(location: str, sources: dict[str, Contract], products: dict[s
                 events.append(dg.AssetObservation(asset_key=source_key(location, name), metadata=metadata,
                                                   tags={DATA_VERSION_TAG: now[name]}))
         requests = []
+        keys = {product: product_key(contracts[product]) for product in products}
+        # A product a run is building already (`mesh materialize`, the UI) is left to that run.
+        building = {k for ks in runs_building(context.instance, keys.values()).values() for k in ks}
         for product, reads in products.items():
-            key = product_key(contracts[product])
+            key = keys[product]
+            if key in building:
+                continue
             wanted = {s: now[s] for s in reads}
             latest = context.instance.get_latest_materialization_event(key)
             built = latest.asset_materialization.metadata.get(VERSIONS_METADATA) if latest else None

@@ -2,13 +2,21 @@
 lineage order. A product that fails or is blocked stops only what reads it (directly or through
 others); everything else still runs. One line per product as it starts and ends, then a summary
 as dbt prints it: PASS, WARN (published, a non-blocking check failed), BLOCKED (a blocking check
-failed: the previous version stays current), ERROR, SKIP (an upstream did not publish)."""
+failed: the previous version stays current), ERROR, SKIP (an upstream did not publish).
+
+With a UI running for the home (`mesh ui`), the runs are launched through it (see
+mesh_platform.ui_launch); otherwise this process executes them. A product that a run already
+queued or in progress is building (the landing sensor's, automation's, someone's in the UI) is
+not built twice: its outcome is that run's.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -18,8 +26,10 @@ import dagster as dg
 from rich.console import Console
 
 from mesh_platform.registry import location_order
+from mesh_platform.runs import IN_PROGRESS, fail_orphaned_runs, runs_building
 from mesh_platform.selection import products_by_location
-from mesh_platform.workspace import materialize
+from mesh_platform.ui_launch import LaunchError, RunningUI
+from mesh_platform.workspace import materialize, run_tags
 
 STATUSES = ("PASS", "WARN", "BLOCKED", "ERROR", "SKIP")
 STYLE = {"PASS": "green", "WARN": "yellow", "BLOCKED": "red", "ERROR": "bold red", "SKIP": "dim"}
@@ -29,6 +39,9 @@ _FOLLOWED = {
     dg.DagsterEventType.STEP_SKIPPED, dg.DagsterEventType.ASSET_MATERIALIZATION,
     dg.DagsterEventType.ASSET_CHECK_EVALUATION,
 }
+# With no UI running, the states in which another launcher's run is followed rather than building
+# its products again: without a UI's daemon, a queued run may never start.
+RUNNING = [dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
 
 
 @dataclass
@@ -58,18 +71,21 @@ class Refresh:
 def refresh(
     plan: dict[str, list[dg.AssetKey] | None], instance: dg.DagsterInstance, *, in_process: bool,
     tags: dict[str, str], console: Console, run_config: dict | None = None, log_file: Path | None = None,
+    ui: RunningUI | None = None, links: bool = False,
 ) -> Refresh:
-    """Run `plan` (location -> its selected products, None for all of them). With `log_file`,
-    what the runs' processes write to stderr (Dagster's own lines) goes there instead."""
+    """Run `plan` (location -> its selected products, None for all of them), through `ui` when
+    given (with `links`, each run's page is shown). With `log_file`, what the runs' processes
+    write to stderr (Dagster's own lines) goes there instead."""
     products = products_by_location(list(plan))
     upstream = {k: {d.asset_key for d in a.specs_by_key[k].deps} for by_key in products.values() for k, a in by_key.items()}
     done = Refresh()
     failed: set[dg.AssetKey] = set()
     width = max(len(k.to_user_string()) for by_key in products.values() for k in by_key)
     show = _printer(console, width)
-    for location in location_order(list(plan)):
-        keys = plan[location] if plan[location] is not None else sorted(products[location], key=lambda k: k.to_user_string())
-        runnable = []
+
+    def runnable(keys: list[dg.AssetKey]) -> list[dg.AssetKey]:
+        """`keys` but those with an input that did not publish (reported as skipped)."""
+        kept = []
         for key in keys:
             broken = sorted(k.to_user_string() for k in upstream[key] & failed)
             if broken:
@@ -78,15 +94,25 @@ def refresh(
                     key.to_user_string(), message=f"not run: its input {', '.join(broken)} did not publish")
                 show(outcome)
             else:
-                runnable.append(key)
-        if not runnable:
-            continue
-        with _stderr_to(log_file):
-            outcomes = _run(location, runnable, instance, in_process, tags, run_config, show)
+                kept.append(key)
+        return kept
+
+    def record(outcomes: list[Outcome]) -> None:
         for outcome in outcomes:
             done.outcomes[outcome.key] = outcome
             if outcome.status not in ("PASS", "WARN"):
                 failed.add(dg.AssetKey(outcome.key.split("/")))
+
+    for location in location_order(list(plan)):
+        keys = plan[location] if plan[location] is not None else sorted(products[location], key=lambda k: k.to_user_string())
+        keys = runnable(keys)
+        for run_id, theirs in runs_building(instance, keys, IN_PROGRESS if ui else RUNNING).items():
+            record(_await(run_id, theirs, instance, show, ui, note=True))
+        keys = runnable([k for k in keys if k.to_user_string() not in done.outcomes])
+        if not keys:
+            continue
+        with _stderr_to(log_file):
+            record(_run(location, keys, instance, in_process, tags, run_config, show, ui, links))
     return done
 
 
@@ -108,7 +134,10 @@ def _stderr_to(path: Path | None) -> Iterator[None]:
 
 
 def _printer(console: Console, width: int) -> Callable[..., None]:
-    def show(outcome: Outcome | None = None, started: str | None = None) -> None:
+    def show(outcome: Outcome | None = None, started: str | None = None, note: str | None = None) -> None:
+        if note:
+            console.print(f"  [dim]{note}[/]", highlight=False)
+            return
         if started:
             console.print(f"  {started:<{width}}  [dim]started[/]")
             return
@@ -123,11 +152,23 @@ def _printer(console: Console, width: int) -> Callable[..., None]:
     return show
 
 
-def _run(location, keys, instance, in_process, tags, run_config, show) -> list[Outcome]:
+def _run(location, keys, instance, in_process, tags, run_config, show, ui, links) -> list[Outcome]:
     """One run of `keys`, followed from its event log while it runs."""
+    if ui is not None:
+        tags = {**run_tags(location, in_process), **tags}
+        try:
+            run_id = ui.launch(location, keys, tags)
+        except LaunchError as exc:
+            outcomes = [Outcome(k.to_user_string(), "ERROR", message=str(exc)) for k in keys]
+            for outcome in outcomes:
+                show(outcome)
+            return outcomes
+        if links:
+            show(note=f"{location}: run {run_id[:8]}, its log: {ui.run_url(run_id)}")
+        return _await(run_id, keys, instance, show, ui)
     invocation = uuid.uuid4().hex
     outcomes = {k.to_user_string(): Outcome(k.to_user_string()) for k in keys}
-    follower = _Follower(instance, invocation, outcomes, show)
+    follower = _Follower(instance, outcomes, show, invocation=invocation)
     thread = threading.Thread(target=follower.follow, daemon=True)
     thread.start()
     try:
@@ -137,18 +178,48 @@ def _run(location, keys, instance, in_process, tags, run_config, show) -> list[O
         follower.stop.set()
         thread.join()
     follower.drain()  # what the last poll missed
-    for outcome in outcomes.values():
-        if outcome.status == "SKIP" and not outcome.message and outcome.seconds is None:
-            outcome.message = "not run: an input in the same run did not publish"
-            show(outcome)
-    return list(outcomes.values())
+    return follower.finish(instance.get_run_by_id(follower.run_id) if follower.run_id else None, ui)
+
+
+def _await(run_id: str, keys, instance, show, ui, note: bool = False) -> list[Outcome]:
+    """Follow run `run_id` (launched through the UI, or by someone else with `note`) to its end,
+    for the outcomes of `keys`. Ctrl-C terminates a run this refresh launched."""
+    outcomes = {k.to_user_string(): Outcome(k.to_user_string()) for k in keys}
+    follower = _Follower(instance, outcomes, show, run_id=run_id)
+    run = instance.get_run_by_id(run_id)
+    if run is None:
+        raise RuntimeError(f"the UI at {ui.url} launched run {run_id}, but this mesh home's Dagster instance "
+                           f"({instance.root_directory}) has no such run: the UI serves another home")
+    if note:
+        show(note=f"{', '.join(outcomes)}: already being built by run {run_id[:8]} "
+                  f"({run.tags.get('mesh/trigger') or run.tags.get('dagster/sensor_name') or 'launched elsewhere'}); "
+                  "following it")
+    try:
+        for polls in itertools.count(1):
+            follower.drain()
+            run = instance.get_run_by_id(run_id)
+            if run.is_finished:
+                break
+            if polls % 40 == 0:  # every 10 s: a run whose worker died is marked failed, not awaited forever
+                fail_orphaned_runs(instance)
+            time.sleep(0.25)
+    except KeyboardInterrupt:
+        if ui is not None and not note:
+            ui.terminate(run_id)
+        raise
+    follower.drain()
+    return follower.finish(run, ui)
 
 
 class _Follower:
-    def __init__(self, instance, invocation: str, outcomes: dict[str, Outcome], show):
+    """The outcomes of a run's products, from its event log: the run `run_id`, or the run tagged
+    with `invocation` once it exists."""
+
+    def __init__(self, instance, outcomes: dict[str, Outcome], show, invocation: str | None = None,
+                 run_id: str | None = None):
         self.instance, self.invocation, self.outcomes, self.show = instance, invocation, outcomes, show
         self.stop = threading.Event()
-        self.run_id: str | None = None
+        self.run_id = run_id
         self.cursor: str | None = None
         self.started: dict[str, float] = {}
         self.checks_failed: dict[str, list[str]] = {}
@@ -171,6 +242,22 @@ class _Follower:
             self.cursor = page.cursor
             if not page.has_more:
                 return
+
+    def finish(self, run: dg.DagsterRun | None, ui: RunningUI | None) -> list[Outcome]:
+        """The outcomes once the run ended; a product it never reached is skipped when another
+        step failed, and an error when the run itself failed (or was stopped) first."""
+        step_failed = any(o.status in ("BLOCKED", "ERROR") for o in self.outcomes.values())
+        for outcome in self.outcomes.values():
+            if outcome.key in self.reported:
+                continue
+            if step_failed or run is None or run.status == dg.DagsterRunStatus.SUCCESS:
+                outcome.message = "not run: an input in the same run did not publish"
+            else:
+                outcome.status = "ERROR"
+                where = ui.run_url(run.run_id) if ui is not None else f"run {run.run_id} in the UI"
+                outcome.message = f"the run ended {run.status.value} before this product ran (its log: {where})"
+            self._report(outcome, None)
+        return list(self.outcomes.values())
 
     def _event(self, entry) -> None:
         event = entry.dagster_event

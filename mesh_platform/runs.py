@@ -131,3 +131,25 @@ def fail_orphaned_runs(instance: dg.DagsterInstance) -> list[str]:
 def run_monitor(context: dg.SensorEvaluationContext):
     failed = fail_orphaned_runs(context.instance)
     return dg.SkipReason(f"marked {len(failed)} orphaned runs failed: {failed}" if failed else "no orphaned runs")
+
+
+IN_PROGRESS = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
+               dg.DagsterRunStatus.STARTED]
+
+
+def runs_building(instance: dg.DagsterInstance, keys, statuses=IN_PROGRESS) -> dict[str, list[dg.AssetKey]]:
+    """The runs in `statuses` (default: queued or in progress) that build any of `keys`: run id ->
+    those of `keys` it builds, whoever launched it (a sensor, automation, the UI, `mesh`)."""
+    wanted, found = set(keys), {}
+    for record in instance.get_run_records(dg.RunsFilter(statuses=statuses)):
+        run = record.dagster_run
+        if run.asset_selection is not None:
+            targets = run.asset_selection
+        elif run.execution_plan_snapshot_id is None:
+            continue
+        else:  # the whole job: its steps are its products (step key: the key's parts joined by "__")
+            plan = instance.get_execution_plan_snapshot(run.execution_plan_snapshot_id)
+            targets = {dg.AssetKey(step.key.split("__")) for step in plan.steps}
+        if theirs := sorted(wanted & set(targets), key=lambda k: k.to_user_string()):
+            found[run.run_id] = theirs
+    return found

@@ -53,6 +53,15 @@ def location_job(location: str) -> dg.JobDefinition:
     return loc.definitions().resolve_job_def(loc.job_name)
 
 
+def run_tags(location: str, in_process: bool) -> dict[str, str]:
+    """The tags of a run `mesh` starts, executed here or launched through the UI."""
+    from mesh_platform.executor import IN_PROCESS_TAG
+    from mesh_platform.runs import DOMAIN_TAG, HOST_TAG, this_host
+
+    return {"mesh/trigger": "mesh-cli", HOST_TAG: this_host(), DOMAIN_TAG: location,
+            **({IN_PROCESS_TAG: "true"} if in_process else {})}
+
+
 def materialize(
     location: str, instance: dg.DagsterInstance, in_process: bool = True, tags: dict[str, str] | None = None,
     products: list[dg.AssetKey] | None = None, run_config: dict | None = None,
@@ -63,15 +72,12 @@ def materialize(
 
     Runs carry their location's label, so the UI lists them under their location's job. They have
     no code location origin (Dagster's public entry points create runs without one), so the
-    Overview timeline leaves them out; launching through a code server instead would cost a
-    server per location and a process per run."""
+    Overview timeline leaves them out: with a UI up, `mesh` launches through it instead
+    (mesh_platform.ui_launch)."""
     import dagster as dg
 
-    from mesh_platform.executor import IN_PROCESS_TAG
-    from mesh_platform.runs import DOMAIN_TAG, HOST_TAG, LOCATION_LABEL_TAG, REPOSITORY, this_host
+    from mesh_platform.runs import LOCATION_LABEL_TAG, REPOSITORY
 
-    tags = {"mesh/trigger": "mesh-cli", HOST_TAG: this_host(), DOMAIN_TAG: location,
-            LOCATION_LABEL_TAG: f"{REPOSITORY}@{location}", **({IN_PROCESS_TAG: "true"} if in_process else {}),
-            **(tags or {})}
+    tags = {**run_tags(location, in_process), LOCATION_LABEL_TAG: f"{REPOSITORY}@{location}", **(tags or {})}
     job = dg.build_reconstructable_job(__name__, "location_job", reconstructable_args=(location,))
     return dg.execute_job(job, instance, tags=tags, asset_selection=products, run_config=run_config)

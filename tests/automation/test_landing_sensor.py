@@ -1,14 +1,17 @@
 """The orders location's landing sensor, ticked as the daemon ticks it (its observations reported
 to the instance, its run requests run as real runs): a new orders export rebuilds orders/history;
-data already built is never rebuilt; a change the checks block leaves the published version."""
+data already built is never rebuilt; a change the checks block leaves the published version; a
+product a run is building already is left to that run."""
 
 from __future__ import annotations
 
 import dagster as dg
 import duckdb
 from conftest import materialize
+from held import Held
 from landing import ORDERS, write_landing
 
+from mesh_platform.runs import write_instance_config
 from mesh_platform.storage import Catalog
 from mesh_platform.workspace import locations
 
@@ -99,3 +102,26 @@ def test_a_change_the_checks_block_is_tried_once_and_publishes_nothing(mesh_home
     # The next tick asks again under the same run key: the daemon runs a run key once.
     again = sensor.tick().run_requests
     assert [r.run_key for r in again] == [request.run_key]
+
+
+def test_a_product_a_run_is_building_is_left_to_that_run(mesh_home, tmp_path):
+    """A new export while `mesh materialize` (held at its compute by a fault point) is building
+    history from it: the sensor observes the export and requests no second run; once that run
+    has published, nothing is left to rebuild."""
+    write_instance_config(mesh_home / "dagster")
+    with dg.DagsterInstance.from_config(str(mesh_home / "dagster")) as instance:
+        defs = locations()["orders"].definitions()
+        assert materialize("orders", instance).success
+        sensor = Sensor(defs, "orders_landing", instance)
+        assert sensor.tick().run_requests == []
+
+        write_landing(mesh_home / "landing", orders=[*ORDERS, ("O10", "C777", "2024-08-01 10:00:00", "completed", [(1, "2.00")])])
+        held = Held(mesh_home, tmp_path, "materialize", "orders")
+        during = sensor.tick()
+        assert {e.asset_key for e in during.asset_events} == set(SOURCES)
+        assert during.run_requests == []
+
+        code, out = held.release()
+        assert code == 0, out
+        assert history_rows(mesh_home)["C777"] == 1
+        assert sensor.tick().run_requests == []

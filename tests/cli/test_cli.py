@@ -14,6 +14,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 from conftest import ROOT
+from held import Held, mesh_env
 
 from mesh_platform.storage import Catalog
 
@@ -113,6 +114,53 @@ def test_materialize_select_keep_going_and_blocked(tmp_path):
     assert done.stdout.count("not published, blocking checks failed; the previous snapshot stays current") == 3
     assert "PASS=0 WARN=0 BLOCKED=3 ERROR=0 SKIP=2" in done.stdout
     assert {key: snapshots(home, key) for key in PRODUCTS} == before
+
+
+def test_a_product_already_being_built_is_followed_not_built_twice(tmp_path):
+    """A second `mesh materialize` while a first one's run is building orders/history (held at
+    its compute by a fault point) follows that run to its end instead of starting another."""
+    home = tmp_path / "home"
+    assert mesh(home, "seed", "--customers", "300").returncode == 0
+    first = Held(home, tmp_path, "materialize", "orders")
+    second = subprocess.Popen([MESH, "materialize", "orders"], env=mesh_env(home), cwd=ROOT,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    note = second.stdout.readline()
+    assert re.match(r"^  orders/history: already being built by run \w{8} \(mesh-cli\); following it$", note), note
+    assert second.poll() is None  # waiting for the held run
+
+    code, out = first.release()
+    assert code == 0, out
+    rest, err = second.communicate(timeout=120)
+    assert second.returncode == 0, err
+    assert "Traceback" not in rest + err
+    status, detail = outcomes(rest)["orders/history"]
+    assert status == "PASS" and detail.startswith(f"{current_rows(home, 'orders/history'):,} rows"), detail
+    assert rest.rstrip().endswith("PASS=1 WARN=0 BLOCKED=0 ERROR=0 SKIP=0")
+    # One run, one published version.
+    with dg.DagsterInstance.from_config(str(home / "dagster")) as instance:
+        assert len(instance.get_runs(dg.RunsFilter(job_name="orders_products"))) == 1
+    assert snapshots(home, "orders/history") == 1
+
+
+def test_a_run_whose_worker_was_killed_is_not_followed(tmp_path):
+    """The run building orders/history is killed (SIGKILL, at its compute): it stays STARTED in
+    the instance, but `mesh materialize` marks it failed and builds the product itself."""
+    home = tmp_path / "home"
+    assert mesh(home, "seed", "--customers", "300").returncode == 0
+    held = Held(home, tmp_path, "materialize", "orders")
+    held.proc.kill()
+    held.proc.wait(timeout=30)
+    with dg.DagsterInstance.from_config(str(home / "dagster")) as instance:
+        [dead] = instance.get_runs(dg.RunsFilter(job_name="orders_products"))
+        assert dead.status == dg.DagsterRunStatus.STARTED
+
+    done = mesh(home, "materialize", "orders")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "following it" not in done.stdout
+    assert outcomes(done.stdout)["orders/history"][0] == "PASS"
+    with dg.DagsterInstance.from_config(str(home / "dagster")) as instance:
+        assert instance.get_run_by_id(dead.run_id).status == dg.DagsterRunStatus.FAILURE
+    assert snapshots(home, "orders/history") == 1
 
 
 def test_a_misspelt_location_gets_a_suggestion(tmp_path):

@@ -1,4 +1,5 @@
-"""A real Dagster server process (`dagster-webserver` or `dagster dev`) on 127.0.0.1, for tests.
+"""A real Dagster server process (`dagster-webserver`, `dagster dev`, or `mesh ui`, which runs
+`dagster dev`) on 127.0.0.1, for tests.
 
 Started in its own session (so its process group is exactly what it started), with MESH_HOME
 and DAGSTER_HOME in a temporary folder; stopped with SIGINT to that process group, as Ctrl-C
@@ -86,7 +87,7 @@ class DagsterServer:
         env = server_env(self.home)
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
-            [str(BIN / self.executable), *self.args, "-h", "127.0.0.1", "-p", str(self.port)],
+            [str(BIN / self.executable), *self.args, *self._address()],
             cwd=ROOT,
             env=env,
             stdout=self._log,
@@ -99,8 +100,15 @@ class DagsterServer:
         )
         return self
 
+    def _address(self) -> list[str]:
+        return ["--port", str(self.port)] if self.executable == "mesh" else ["-h", "127.0.0.1", "-p", str(self.port)]
+
     def log(self, tail: int = 6000) -> str:
-        return self.log_path.read_text(errors="replace")[-tail:]
+        text = self.log_path.read_text(errors="replace")[-tail:]
+        ui_log = self.home / "logs" / "ui.log"  # `mesh ui`'s dagster dev
+        if self.executable == "mesh" and ui_log.exists():
+            text += f"\n--- {ui_log}:\n" + ui_log.read_text(errors="replace")[-tail:]
+        return text
 
     def wait_ready(self, timeout: float = 90) -> float:
         """Until GraphQL answers; returns the seconds it took. Fails early if the process dies."""
@@ -168,11 +176,21 @@ class DagsterServer:
         return self.exit_code
 
     def kill_leftovers(self) -> None:
-        """Last resort after a failed test: SIGKILL whatever is left of the process group."""
+        """Last resort after a failed test: SIGKILL whatever is left of the process group, and
+        any process of this server's Dagster home (`mesh ui` starts dagster dev in a session of
+        its own)."""
+        import psutil
+
         try:
             os.killpg(self.proc.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
+        for p in psutil.process_iter():
+            try:
+                if p.pid != os.getpid() and p.environ().get("DAGSTER_HOME") == str(self.dagster_home):
+                    p.kill()
+            except (psutil.Error, OSError):
+                pass
 
 
 def _default_sigint() -> None:

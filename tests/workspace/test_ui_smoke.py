@@ -1,28 +1,27 @@
-"""`dagster dev` on workspace.yaml, over a home whose products are published: the four locations
-load, the UI's global asset graph joins them (the cross-location edges into
-federation/customer_360), a browser shows what a user needs, and Ctrl-C stops everything.
+"""`mesh ui` (dagster dev on workspace.yaml) over a home with landing data, and `mesh materialize`
+launching every product through it: the four locations load, the UI's global asset graph joins
+them (the cross-location edges into federation/customer_360), every run sits under its location
+(the Overview timeline included), a browser shows what a user needs, and Ctrl-C stops everything.
 
-One `dagster dev` serves the module (about 30 s to start); a test that needs one while none is
-running (after the Ctrl-C test, whatever the order) starts another.
+One UI serves the module (about 30 s to start); a test that needs one while none is running
+(after the Ctrl-C test, whatever the order) starts another.
 """
 
 from __future__ import annotations
 
 import shutil
+import subprocess
 import time
 
-import dagster as dg
 import psutil
 import pytest
 from conftest import ROOT
+from held import mesh_env
 from landing import write_landing
-from workspace.server import DagsterServer
+from workspace.server import BIN, DagsterServer
 
 from mesh_platform.contracts import load_contract
-from mesh_platform.registry import location_order
-from mesh_platform.runs import write_instance_config
 from mesh_platform.storage import Catalog
-from mesh_platform.workspace import materialize
 
 LOCATIONS = ["customer", "federation", "orders", "preferences"]
 # Measured: GraphQL answers ~30 s after start on an idle 2-core machine, ~110 s at load 8;
@@ -70,17 +69,9 @@ EXPECTED_GRAPH = {
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory):
-    """A mesh home with the hand-written landing set and every product published, by the runs
-    `mesh materialize` makes, recorded in the instance that `dagster dev` then serves."""
+    """A mesh home with the hand-written landing set, nothing built yet."""
     home = tmp_path_factory.mktemp("ui") / "mesh"
     write_landing(home / "landing")
-    write_instance_config(home / "dagster")
-    with pytest.MonkeyPatch.context() as m:
-        m.setenv("MESH_HOME", str(home))
-        m.delenv("MESH_LANDING", raising=False)
-        with dg.DagsterInstance.from_config(str(home / "dagster")) as instance:
-            for location in location_order(LOCATIONS):
-                assert materialize(location, instance).success, location
     return home
 
 
@@ -90,7 +81,7 @@ def servers(home):
 
     def running() -> DagsterServer:
         if not started or started[-1].exit_code is not None:
-            server = DagsterServer(["dev", "-w", "workspace.yaml"], home=home, executable="dagster").start()
+            server = DagsterServer(["ui"], home=home, executable="mesh").start()
             started.append(server)
             server.ready_seconds = server.wait_ready(timeout=READY_WITHIN)
         return started[-1]
@@ -104,6 +95,44 @@ def servers(home):
 @pytest.fixture
 def dev(servers) -> DagsterServer:
     return servers()
+
+
+@pytest.fixture(scope="module")
+def materialized(servers, home) -> str:
+    """`mesh materialize`'s output, run in a second terminal while the UI is up; returned once the
+    UI has settled: each location's automation has ticked since, and no run is in progress (a
+    product and its input updated between two ticks get one more run: mesh_platform/follow.py)."""
+    dev = servers()
+    dev.location_entries(timeout=READY_WITHIN)
+    done = subprocess.run([str(BIN / "mesh"), "materialize"], env=mesh_env(home), cwd=ROOT, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    ended = time.time()
+    deadline = time.monotonic() + READY_WITHIN
+    while not _settled(dev, ended):
+        assert time.monotonic() < deadline, f"the UI did not settle within {READY_WITHIN}s:\n{dev.log()}"
+        time.sleep(1)
+    return done.stdout
+
+
+SENSOR_TICK_QUERY = """
+query ($selector: SensorSelector!) {
+  sensorOrError(sensorSelector: $selector) { ... on Sensor { sensorState { ticks(limit: 1) { timestamp status } } } }
+}
+"""
+IN_PROGRESS_QUERY = """
+{ runsOrError(filter: {statuses: [QUEUED, NOT_STARTED, STARTING, STARTED]}) { ... on Runs { results { runId } } } }
+"""
+
+
+def _settled(dev: DagsterServer, since: float) -> bool:
+    for location in LOCATIONS:
+        selector = {"repositoryLocationName": location, "repositoryName": "__repository__",
+                    "sensorName": f"{location}_automation"}
+        ticks = dev.graphql(SENSOR_TICK_QUERY, {"selector": selector})["sensorOrError"]["sensorState"]["ticks"]
+        if not ticks or ticks[0]["timestamp"] < since or ticks[0]["status"] == "STARTED":
+            return False
+    return not dev.graphql(IN_PROGRESS_QUERY)["runsOrError"]["results"]
 
 
 def _paths(keys) -> set[str]:
@@ -151,21 +180,34 @@ C360 = load_contract(ROOT / "mesh_platform/federation/contracts/customer_360.odc
 
 
 RUNS_QUERY = """
-query ($location: String!) {
-  runsOrError(filter: {tags: [{key: "mesh/trigger", value: "mesh-cli"}, {key: ".dagster/repository", value: $location}]}) {
-    ... on Runs { results { pipelineName status } }
+{
+  runsOrError {
+    ... on Runs { results { runId pipelineName status repositoryOrigin { repositoryLocationName repositoryName } } }
   }
+}
+"""
+LATEST_RUN_QUERY = """
+query ($path: [String!]!) {
+  assetOrError(assetKey: {path: $path}) { ... on Asset { assetMaterializations(limit: 1) { runId } } }
 }
 """
 
 
-def test_mesh_runs_sit_under_their_location_and_job(dev):
-    """The job pages list a job's runs by their job name and location label (a hidden tag the UI
-    filters on): the runs mesh executes carry both, as launched ones do."""
-    dev.location_entries(timeout=READY_WITHIN)
-    for location in LOCATIONS:
-        runs = dev.graphql(RUNS_QUERY, {"location": f"__repository__@{location}"})["runsOrError"]["results"]
-        assert runs == [{"pipelineName": f"{location}_products", "status": "SUCCESS"}], location
+def test_mesh_launches_through_the_ui_and_every_run_sits_under_its_location(dev, materialized):
+    """With the UI up, `mesh materialize` launches through it: every run the UI lists (mesh's,
+    and those the landing sensors and automation launched) has its code location as origin, the
+    Overview timeline's key, and each product was last built by a run of its own location."""
+    assert materialized.startswith(f"launching through the Dagster UI on {dev.url}\n"), materialized
+    assert materialized.rstrip().endswith("PASS=5 WARN=0 BLOCKED=0 ERROR=0 SKIP=0"), materialized
+    runs = {r["runId"]: r for r in dev.graphql(RUNS_QUERY)["runsOrError"]["results"]}
+    for run in runs.values():
+        origin = run["repositoryOrigin"]
+        assert run["status"] in ("SUCCESS", "QUEUED", "STARTING", "STARTED"), run  # automation may still run
+        assert origin is not None and origin["repositoryName"] == "__repository__", run
+    assert any(r["pipelineName"] == "federation_products" for r in runs.values())
+    for key in PRODUCTS:
+        latest = dev.graphql(LATEST_RUN_QUERY, {"path": key.split("/")})["assetOrError"]["assetMaterializations"]
+        assert runs[latest[0]["runId"]]["repositoryOrigin"]["repositoryLocationName"] == key.split("/")[0], key
 
 
 def _chromium() -> str:
@@ -174,7 +216,7 @@ def _chromium() -> str:
     return path
 
 
-def test_what_a_user_sees_in_the_browser(dev, home):
+def test_what_a_user_sees_in_the_browser(dev, home, materialized):
     """Headless Chromium (Debian's, driven by Playwright: no browser download) on the running UI.
     In a thread of its own: Playwright's sync API refuses a thread where an asyncio loop runs,
     as earlier tests in this process may have left one."""
@@ -222,6 +264,13 @@ def _browse(url: str, snapshot_id: str) -> None:
             for name in checks:
                 assert f"{name}\n{name}\nSucceeded" in listed, name
             assert "Failed" not in listed.split("Execute\nOverview")[0]
+
+            # The Overview timeline: a row per location's products job.
+            page.goto(f"{url}/overview/activity/timeline", wait_until="networkidle")
+            page.get_by_text("federation_products", exact=True).first.wait_for()
+            text = page.inner_text("body")
+            for location in LOCATIONS:
+                assert f"{location}_products" in text, location
         finally:
             browser.close()
 
@@ -240,10 +289,10 @@ def _catalog_status(text: str, key: str) -> str | None:
     return None
 
 
-def test_sigint_stops_dagster_dev_and_everything_it_started(dev):
+def test_sigint_stops_the_ui_and_everything_it_started(dev):
     started = dev.descendants()
-    # dagster dev runs a webserver, a daemon and a code server per location (at least).
-    assert len(started) >= 6, [p.cmdline() for p in started]
+    # mesh ui runs dagster dev: a webserver, a daemon and a code server per location (at least).
+    assert len(started) >= 7, [p.cmdline() for p in started]
     identities = {(p.pid, p.create_time()) for p in started}
 
     code = dev.stop(grace=STOP_WITHIN)

@@ -1,0 +1,109 @@
+"""The Dagster UI that `mesh ui` runs for a mesh home, and launching runs through it.
+
+`mesh ui` announces its UI in DAGSTER_HOME/ui.json (its port and the pid of its `dagster dev`).
+While that UI is up, `mesh materialize` launches its runs through the UI's GraphQL API, as the
+UI's Materialize button does: the location's code server creates the run, with the location as
+its origin (the Overview timeline places runs by it, and leaves out runs without one), and the
+UI's queue and run launcher execute it. Dagster's public entry points for executing a run in
+one's own process (`execute_job`) create runs without an origin, so without a UI `mesh`
+executes its runs itself: the job pages list them, the timeline does not.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+ANNOUNCEMENT = "ui.json"
+LOADING_QUERY = "{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus } } } }"
+
+
+class LaunchError(Exception):
+    """The UI did not launch the run (its location failed to load, say): the UI's own reason."""
+
+
+@dataclass(frozen=True)
+class RunningUI:
+    port: int
+    pid: int  # `dagster dev`'s
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def run_url(self, run_id: str) -> str:
+        return f"{self.url}/runs/{run_id}"
+
+    def answers(self, timeout: float = 2) -> bool:
+        try:
+            r = requests.post(f"{self.url}/graphql", json={"query": "{ version }"}, timeout=timeout)
+            return r.status_code == 200 and "data" in r.json()
+        except (requests.RequestException, ValueError):
+            return False
+
+    def wait_until_loaded(self, timeout: float = 300) -> None:
+        """Until no code location is still loading (the UI answers before its locations load)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            r = requests.post(f"{self.url}/graphql", json={"query": LOADING_QUERY}, timeout=30)
+            entries = (r.json().get("data") or {}).get("workspaceOrError", {}).get("locationEntries")
+            if entries is not None and all(e["loadStatus"] == "LOADED" for e in entries):
+                return
+            time.sleep(0.5)
+
+    def launch(self, location: str, keys: list, tags: dict[str, str]) -> str:
+        """A run of `keys` (with their checks) of the location's `<location>_products` job; its id."""
+        from dagster_graphql import DagsterGraphQLClient, DagsterGraphQLClientError
+
+        from mesh_platform.runs import REPOSITORY
+
+        client = DagsterGraphQLClient("127.0.0.1", port_number=self.port, timeout=60)
+        try:
+            return client.submit_job_execution(
+                f"{location}_products", repository_location_name=location, repository_name=REPOSITORY,
+                tags=tags, asset_selection=keys,
+            )
+        except DagsterGraphQLClientError as exc:
+            raise LaunchError(f"the UI on {self.url} did not launch the run: {exc}") from None
+
+    def terminate(self, run_id: str) -> None:
+        from dagster_graphql import DagsterGraphQLClient
+
+        DagsterGraphQLClient("127.0.0.1", port_number=self.port, timeout=30).terminate_run(run_id)
+
+
+def announce(dagster_home: Path, ui: RunningUI) -> None:
+    path = dagster_home / ANNOUNCEMENT
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({"port": ui.port, "pid": ui.pid}))
+    tmp.replace(path)
+
+
+def withdraw(dagster_home: Path, ui: RunningUI) -> None:
+    """Remove the announcement, if it is still this UI's (another `mesh ui` may have replaced it)."""
+    if running_ui(dagster_home, check=False) == ui:
+        (dagster_home / ANNOUNCEMENT).unlink(missing_ok=True)
+
+
+def running_ui(dagster_home: Path, check: bool = True) -> RunningUI | None:
+    """The UI announced in `dagster_home`, if its process is alive and (with `check`) it answers.
+    An announcement left by a UI that was killed is ignored."""
+    try:
+        data = json.loads((dagster_home / ANNOUNCEMENT).read_text())
+        ui = RunningUI(int(data["port"]), int(data["pid"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not check:
+        return ui
+    try:
+        os.kill(ui.pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass  # alive, another user's: answers() decides
+    return ui if ui.answers() else None

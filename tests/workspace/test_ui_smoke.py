@@ -1,7 +1,8 @@
-"""`mesh ui` (dagster dev on workspace.yaml) over a home with landing data, and `mesh materialize`
-launching every product through it: the four locations load, the UI's global asset graph joins
-them (the cross-location edges into federation/customer_360), every run sits under its location
-(the Overview timeline included), a browser shows what a user needs, and Ctrl-C stops everything.
+"""`mesh ui --materialize` (what `make dev` runs: dagster dev on workspace.yaml, then every product
+materialized through it) over a home with landing data: the four locations load, the UI's global
+asset graph joins them (the cross-location edges into federation/customer_360), every run sits
+under its location (the Overview timeline included), a browser shows what a user needs, and
+Ctrl-C stops everything.
 
 One UI serves the module (about 30 s to start); a test that needs one while none is running
 (after the Ctrl-C test, whatever the order) starts another.
@@ -10,15 +11,13 @@ One UI serves the module (about 30 s to start); a test that needs one while none
 from __future__ import annotations
 
 import shutil
-import subprocess
 import time
 
 import psutil
 import pytest
 from conftest import ROOT
-from held import mesh_env
 from landing import write_landing
-from workspace.server import BIN, DagsterServer
+from workspace.server import DagsterServer
 
 from mesh_platform.contracts import load_contract
 from mesh_platform.storage import Catalog
@@ -81,7 +80,7 @@ def servers(home):
 
     def running() -> DagsterServer:
         if not started or started[-1].exit_code is not None:
-            server = DagsterServer(["ui"], home=home, executable="mesh").start()
+            server = DagsterServer(["ui", "--materialize"], home=home, executable="mesh").start()
             started.append(server)
             server.ready_seconds = server.wait_ready(timeout=READY_WITHIN)
         return started[-1]
@@ -98,21 +97,21 @@ def dev(servers) -> DagsterServer:
 
 
 @pytest.fixture(scope="module")
-def materialized(servers, home) -> str:
-    """`mesh materialize`'s output, run in a second terminal while the UI is up; returned once the
-    UI has settled: each location's automation has ticked since, and no run is in progress (a
-    product and its input updated between two ticks get one more run: mesh_platform/follow.py)."""
+def materialized(servers) -> str:
+    """What `mesh ui --materialize` (`make dev`) printed once it built every product through its
+    UI, returned once the UI has settled: each location's automation has ticked since, and no
+    run is in progress (a product and its input updated between two ticks get one more run:
+    mesh_platform/follow.py)."""
     dev = servers()
-    dev.location_entries(timeout=READY_WITHIN)
-    done = subprocess.run([str(BIN / "mesh"), "materialize"], env=mesh_env(home), cwd=ROOT, capture_output=True,
-                          text=True, timeout=600)
-    assert done.returncode == 0, done.stdout + done.stderr
-    ended = time.time()
     deadline = time.monotonic() + READY_WITHIN
+    while "Ctrl-C stops it" not in (out := dev.log_path.read_text()):
+        assert dev.proc.poll() is None and time.monotonic() < deadline, dev.log()
+        time.sleep(0.5)
+    ended = time.time()
     while not _settled(dev, ended):
         assert time.monotonic() < deadline, f"the UI did not settle within {READY_WITHIN}s:\n{dev.log()}"
         time.sleep(1)
-    return done.stdout
+    return out
 
 
 SENSOR_TICK_QUERY = """
@@ -194,11 +193,13 @@ query ($path: [String!]!) {
 
 
 def test_mesh_launches_through_the_ui_and_every_run_sits_under_its_location(dev, materialized):
-    """With the UI up, `mesh materialize` launches through it: every run the UI lists (mesh's,
-    and those the landing sensors and automation launched) has its code location as origin, the
-    Overview timeline's key, and each product was last built by a run of its own location."""
-    assert materialized.startswith(f"launching through the Dagster UI on {dev.url}\n"), materialized
-    assert materialized.rstrip().endswith("PASS=5 WARN=0 BLOCKED=0 ERROR=0 SKIP=0"), materialized
+    """`mesh ui --materialize` starts the UI, then materializes through it: every run the UI lists
+    (mesh's, and those the landing sensors and automation launched) has its code location as
+    origin, the Overview timeline's key, and each product was last built by a run of its own
+    location."""
+    assert f"\nlaunching through the Dagster UI on {dev.url}\n" in materialized, materialized
+    assert "Done in " in materialized and "PASS=5 WARN=0 BLOCKED=0 ERROR=0 SKIP=0" in materialized, materialized
+    assert "Traceback" not in materialized
     runs = {r["runId"]: r for r in dev.graphql(RUNS_QUERY)["runsOrError"]["results"]}
     for run in runs.values():
         origin = run["repositoryOrigin"]

@@ -34,7 +34,8 @@ def main(argv: list[str] | None = None) -> int:
                       "follow from them)")
     seed.add_argument("--seed", type=int, default=7, help="random seed: the same seed gives the same files")
     mat = sub.add_parser("materialize", help="run the products through real Dagster runs, a run per code location "
-                         "in lineage order; a failure skips only what reads it")
+                         "in lineage order (launched through the UI while `mesh ui` runs); a failure skips only "
+                         "what reads it")
     mat.add_argument("locations", nargs="*", help="code locations (default: all of them)")
     mat.add_argument("--select", metavar="SELECTION",
                      help="only these products, in Dagster's asset selection syntax (as the UI's search takes it): "
@@ -455,6 +456,7 @@ def _ui(settings: Settings, port: int, materialize: bool, tags: dict[str, str]) 
         proc.wait()
         return proc.returncode
     except KeyboardInterrupt:
+        print("\nstopping the Dagster UI and everything it started ...", flush=True)
         return 0
     finally:
         withdraw(settings.dagster_home, ui)

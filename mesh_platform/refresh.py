@@ -5,9 +5,9 @@ as dbt prints it: PASS, WARN (published, a non-blocking check failed), BLOCKED (
 failed: the previous version stays current), ERROR, SKIP (an upstream did not publish).
 
 With a UI running for the home (`mesh ui`), the runs are launched through it (see
-mesh_platform.ui_launch); otherwise this process executes them. A product that a run already
-queued or in progress is building (the landing sensor's, automation's, someone's in the UI) is
-not built twice: its outcome is that run's.
+mesh_platform.ui_launch); otherwise this process executes them. A product that another run is
+building (queued or in progress: the landing sensor's, automation's, someone's in the UI) or
+built since the refresh began is not built twice: its outcome is that run's.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
 import dagster as dg
@@ -42,6 +43,8 @@ _FOLLOWED = {
 # With no UI running, the states in which another launcher's run is followed rather than building
 # its products again: without a UI's daemon, a queued run may never start.
 RUNNING = [dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
+# A run of these ended since the refresh began: its outcome is theirs (not one stopped by someone).
+ENDED = [dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE]
 
 
 @dataclass
@@ -103,11 +106,20 @@ def refresh(
             if outcome.status not in ("PASS", "WARN"):
                 failed.add(dg.AssetKey(outcome.key.split("/")))
 
+    # Another launcher's runs of the products: in progress now, or since this refresh began.
+    began = datetime.now(timezone.utc)
+    every = [k for by_key in products.values() for k in by_key]
+    running_then = list(runs_building(instance, every, IN_PROGRESS))
     for location in location_order(list(plan)):
         keys = plan[location] if plan[location] is not None else sorted(products[location], key=lambda k: k.to_user_string())
         keys = runnable(keys)
-        for run_id, theirs in runs_building(instance, keys, IN_PROGRESS if ui else RUNNING).items():
-            record(_await(run_id, theirs, instance, show, ui, note=True))
+        others = {**runs_building(instance, keys, ENDED, run_ids=running_then),
+                  **runs_building(instance, keys, ENDED, created_after=began),
+                  **runs_building(instance, keys, IN_PROGRESS if ui else RUNNING)}
+        for run_id, theirs in others.items():
+            theirs = [k for k in theirs if k.to_user_string() not in done.outcomes]
+            if theirs:
+                record(_await(run_id, theirs, instance, show, ui, note=True))
         keys = runnable([k for k in keys if k.to_user_string() not in done.outcomes])
         if not keys:
             continue
@@ -191,9 +203,9 @@ def _await(run_id: str, keys, instance, show, ui, note: bool = False) -> list[Ou
         raise RuntimeError(f"the UI at {ui.url} launched run {run_id}, but this mesh home's Dagster instance "
                            f"({instance.root_directory}) has no such run: the UI serves another home")
     if note:
-        show(note=f"{', '.join(outcomes)}: already being built by run {run_id[:8]} "
-                  f"({run.tags.get('mesh/trigger') or run.tags.get('dagster/sensor_name') or 'launched elsewhere'}); "
-                  "following it")
+        by = run.tags.get("mesh/trigger") or run.tags.get("dagster/sensor_name") or "launched elsewhere"
+        show(note=f"{', '.join(outcomes)}: built by run {run_id[:8]} ({by}) since this refresh began" if run.is_finished
+             else f"{', '.join(outcomes)}: already being built by run {run_id[:8]} ({by}); following it")
     try:
         for polls in itertools.count(1):
             follower.drain()

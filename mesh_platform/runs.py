@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import socket
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -137,11 +138,18 @@ IN_PROGRESS = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.D
                dg.DagsterRunStatus.STARTED]
 
 
-def runs_building(instance: dg.DagsterInstance, keys, statuses=IN_PROGRESS) -> dict[str, list[dg.AssetKey]]:
-    """The runs in `statuses` (default: queued or in progress) that build any of `keys`: run id ->
-    those of `keys` it builds, whoever launched it (a sensor, automation, the UI, `mesh`)."""
+def runs_building(instance: dg.DagsterInstance, keys, statuses=IN_PROGRESS, created_after: datetime | None = None,
+                  run_ids: list[str] | None = None) -> dict[str, list[dg.AssetKey]]:
+    """The runs in `statuses` (default: queued or in progress), created after `created_after` and
+    among `run_ids` if given, that build any of `keys`: run id -> those of `keys` it builds,
+    oldest run first, whoever launched it (a sensor, automation, the UI, `mesh`)."""
+    if run_ids is not None and not run_ids:
+        return {}
     wanted, found = set(keys), {}
-    for record in instance.get_run_records(dg.RunsFilter(statuses=statuses)):
+    records = instance.get_run_records(
+        dg.RunsFilter(statuses=statuses, created_after=created_after, run_ids=run_ids),
+        order_by="create_timestamp", ascending=True)
+    for record in records:
         run = record.dagster_run
         if run.asset_selection is not None:
             targets = run.asset_selection

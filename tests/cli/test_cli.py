@@ -142,6 +142,25 @@ def test_a_product_already_being_built_is_followed_not_built_twice(tmp_path):
     assert snapshots(home, "orders/history") == 1
 
 
+def test_a_product_built_since_the_refresh_began_is_not_built_again(tmp_path):
+    """While a refresh of orders and preferences is held at orders/history's compute, another
+    `mesh materialize preferences` builds preferences/settings: the refresh, once released,
+    reports that run's outcome for it instead of building it a second time."""
+    home = tmp_path / "home"
+    assert mesh(home, "seed", "--customers", "300").returncode == 0
+    refresh = Held(home, tmp_path, "materialize", "orders", "preferences")
+    other = mesh(home, "materialize", "preferences")
+    assert other.returncode == 0, other.stdout + other.stderr
+
+    code, out = refresh.release()
+    assert code == 0, out
+    assert re.search(r"^  preferences/settings: built by run \w{8} \(mesh-cli\) since this refresh began$", out, re.M), out
+    assert {k: s for k, (s, _) in outcomes(out).items()} == {"orders/history": "PASS", "preferences/settings": "PASS"}
+    with dg.DagsterInstance.from_config(str(home / "dagster")) as instance:
+        assert len(instance.get_runs(dg.RunsFilter(job_name="preferences_products"))) == 1
+    assert snapshots(home, "preferences/settings") == 1
+
+
 def test_a_run_whose_worker_was_killed_is_not_followed(tmp_path):
     """The run building orders/history is killed (SIGKILL, at its compute): it stays STARTED in
     the instance, but `mesh materialize` marks it failed and builds the product itself."""

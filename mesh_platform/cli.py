@@ -351,7 +351,7 @@ def _materialize(names: list[str], in_process: bool, tags: dict[str, str], selec
         except SelectionError as exc:
             print(f"mesh: {exc}", file=sys.stderr)
             return 2
-    from mesh_platform.ui_launch import running_ui
+    from mesh_platform.ui_launch import LaunchError, running_ui
 
     console = Console(highlight=False, soft_wrap=True)
     quiet = None if verbose else {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
@@ -361,9 +361,13 @@ def _materialize(names: list[str], in_process: bool, tags: dict[str, str], selec
     if ui is not None:
         console.print(f"launching through the Dagster UI on {ui.url}")
         ui.wait_until_loaded()
-    with _instance() as instance:
-        done = refresh(plan, instance, in_process=in_process, tags=tags, console=console,
-                       run_config=None if ui else quiet, log_file=None if ui else log_file, ui=ui, links=verbose)
+    try:
+        with _instance() as instance:
+            done = refresh(plan, instance, in_process=in_process, tags=tags, console=console,
+                           run_config=None if ui else quiet, log_file=None if ui else log_file, ui=ui, links=verbose)
+    except LaunchError as exc:
+        print(f"mesh: {exc}", file=sys.stderr)
+        return 2
     console.print(f"\n{'Done' if done.ok else 'Finished with failures'} in {time.perf_counter() - start:.1f}s. "
                   f"{done.summary()}")
     if not done.ok and ui is not None:
@@ -428,6 +432,14 @@ def _ui(settings: Settings, port: int, materialize: bool, tags: dict[str, str]) 
     from mesh_platform.ui_launch import RunningUI, announce, withdraw
     from mesh_platform.workspace import WORKSPACE
 
+    import socket
+
+    with socket.socket() as probe:  # dagster dev keeps running when its webserver cannot bind
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            print(f"mesh ui: port {port} on 127.0.0.1 is in use; choose another with --port", file=sys.stderr)
+            return 2
     write_instance_config(settings.dagster_home, settings)
     log = settings.home / "logs" / "ui.log"
     log.parent.mkdir(parents=True, exist_ok=True)

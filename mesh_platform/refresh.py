@@ -200,8 +200,8 @@ def _await(run_id: str, keys, instance, show, ui, note: bool = False) -> list[Ou
     follower = _Follower(instance, outcomes, show, run_id=run_id)
     run = instance.get_run_by_id(run_id)
     if run is None:
-        raise RuntimeError(f"the UI at {ui.url} launched run {run_id}, but this mesh home's Dagster instance "
-                           f"({instance.root_directory}) has no such run: the UI serves another home")
+        raise LaunchError(f"the UI on {ui.url} launched run {run_id}, but this mesh home's Dagster instance "
+                          f"({instance.root_directory}) has no such run: that UI serves another home")
     if note:
         by = run.tags.get("mesh/trigger") or run.tags.get("dagster/sensor_name") or "launched elsewhere"
         show(note=f"{', '.join(outcomes)}: built by run {run_id[:8]} ({by}) since this refresh began" if run.is_finished

@@ -228,3 +228,17 @@ def test_runs_from_any_directory_of_the_checkout(tmp_path, where):
     assert {f"{r['domain']}/{r['product']}" for r in here} == set(PRODUCTS)
     assert here == status(ROOT)  # the same home: the checkout's .mesh
     assert not (ROOT / where / ".mesh").exists()
+
+
+def test_ui_on_a_port_in_use_is_one_clear_line(tmp_path):
+    """dagster dev would keep running without its webserver: mesh ui refuses first."""
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = mesh(tmp_path / "home", "ui", "--port", str(port))
+    assert done.returncode == 2
+    assert done.stderr == f"mesh ui: port {port} on 127.0.0.1 is in use; choose another with --port\n"
+    assert not (tmp_path / "home" / "dagster" / "ui.json").exists()

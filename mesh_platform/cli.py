@@ -426,13 +426,12 @@ def _status(settings: Settings, as_json: bool = False) -> int:
 def _ui(settings: Settings, port: int, materialize: bool, tags: dict[str, str]) -> int:
     """`dagster dev` in its own session, its log in logs/ui.log, announced for `mesh materialize`
     (mesh_platform.ui_launch) while it serves. Ctrl-C (or SIGTERM) stops it and all it started."""
+    import socket
     import subprocess
 
     from mesh_platform.runs import write_instance_config
     from mesh_platform.ui_launch import RunningUI, announce, withdraw
     from mesh_platform.workspace import WORKSPACE
-
-    import socket
 
     with socket.socket() as probe:  # dagster dev keeps running when its webserver cannot bind
         try:
@@ -497,6 +496,7 @@ def _stop(proc) -> None:
         except (ProcessLookupError, psutil.Error):
             pass
     proc.poll()
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -50,8 +50,11 @@ class RunningUI:
         """Until no code location is still loading (the UI answers before its locations load)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            r = requests.post(f"{self.url}/graphql", json={"query": LOADING_QUERY}, timeout=30)
-            entries = (r.json().get("data") or {}).get("workspaceOrError", {}).get("locationEntries")
+            try:
+                r = requests.post(f"{self.url}/graphql", json={"query": LOADING_QUERY}, timeout=30)
+                entries = (r.json().get("data") or {}).get("workspaceOrError", {}).get("locationEntries")
+            except (requests.RequestException, ValueError):
+                entries = None  # restarting, say: a launch that then fails says why
             if entries is not None and all(e["loadStatus"] == "LOADED" for e in entries):
                 return
             time.sleep(0.5)

@@ -37,7 +37,6 @@ import yaml
 from mesh_platform.emulators._process import (
     HOST, EmulatorError, _child_setup, _signal_group, free_port, stop_group, wait_until,
 )
-from mesh_platform.runs import REPOSITORY
 from mesh_platform.workspace import ROOT, WORKSPACE, locations
 
 TEAM_WORKSPACE = WORKSPACE.parent / "workspace-team.yaml"
@@ -225,16 +224,6 @@ mutation Reload($name: String!) { reloadRepositoryLocation(repositoryLocationNam
 RELOAD_WORKSPACE = """
 mutation { reloadWorkspace { __typename ... on PythonError { message } } }
 """
-LAUNCH_RUN = """
-mutation Launch($params: ExecutionParams!) { launchRun(executionParams: $params) { __typename
-    ... on LaunchRunSuccess { run { runId status } }
-    ... on PythonError { message }
-    ... on InvalidStepError { invalidStepKey }
-    ... on InvalidOutputError { invalidOutputName }
-    ... on RunConfigValidationInvalid { errors { message } }
-    ... on UnauthorizedError { message }
-    ... on PipelineNotFoundError { message } } }
-"""
 DAEMON_HEALTH = """
 { instance { daemonHealth { allDaemonStatuses { daemonType required healthy } } } }
 """
@@ -399,16 +388,9 @@ class TeamDeployment:
     def launch(self, location: str, job: str | None = None, tags: dict[str, str] | None = None) -> str:
         """Submit a run of a location's job (default: every product of it) as the UI does: it is
         queued, and the daemon launches it when the limits allow. Its run id."""
-        params = {
-            "selector": {"repositoryLocationName": location, "repositoryName": REPOSITORY,
-                         "jobName": job or f"{location}_products"},
-            "runConfigData": {},
-            "executionMetadata": {"tags": [{"key": k, "value": v} for k, v in (tags or {}).items()]},
-        }
-        result = self.graphql(LAUNCH_RUN, {"params": params})["launchRun"]
-        if result["__typename"] != "LaunchRunSuccess":
-            raise RuntimeError(f"launching {location}: {result}")
-        return result["run"]["runId"]
+        from mesh_platform.ui_launch import RunningUI
+
+        return RunningUI(self.webserver_port, self.webserver.pid).launch(location, tags=tags, job=job)
 
 
 # -- `make dev-team` ----------------------------------------------------------------------------

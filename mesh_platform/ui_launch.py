@@ -59,8 +59,10 @@ class RunningUI:
                 return
             time.sleep(0.5)
 
-    def launch(self, location: str, keys: list, tags: dict[str, str]) -> str:
-        """A run of `keys` (with their checks) of the location's `<location>_products` job; its id."""
+    def launch(self, location: str, keys: list | None = None, tags: dict[str, str] | None = None,
+               job: str | None = None) -> str:
+        """A run of the location's `job` (default `<location>_products`), of `keys` (with their
+        checks) or all of it, as the UI submits one: queued, launched by the daemon. Its id."""
         from dagster_graphql import DagsterGraphQLClient, DagsterGraphQLClientError
 
         from mesh_platform.runs import REPOSITORY
@@ -68,7 +70,7 @@ class RunningUI:
         client = DagsterGraphQLClient("127.0.0.1", port_number=self.port, timeout=60)
         try:
             return client.submit_job_execution(
-                f"{location}_products", repository_location_name=location, repository_name=REPOSITORY,
+                job or f"{location}_products", repository_location_name=location, repository_name=REPOSITORY,
                 tags=tags, asset_selection=keys,
             )
         except DagsterGraphQLClientError as exc:

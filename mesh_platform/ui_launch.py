@@ -1,8 +1,8 @@
 """The Dagster UI that `mesh ui` runs for a mesh home, and launching runs through it.
 
 `mesh ui` announces its UI in DAGSTER_HOME/ui.json (its port and the pid of its `dagster dev`).
-While that UI is up, `mesh materialize` launches its runs through the UI's GraphQL API, as the
-UI's Materialize button does: the location's code server creates the run, with the location as
+While that UI is up, `mesh materialize` launches its runs through the UI's GraphQL API (its
+`launchRun` mutation), as the UI's Materialize button does: the location's code server creates the run, with the location as
 its origin (the Overview timeline places runs by it, and leaves out runs without one), and the
 UI's queue and run launcher execute it. Dagster's public entry points for executing a run in
 one's own process (`execute_job`) create runs without an origin, so without a UI `mesh`
@@ -21,6 +21,17 @@ import requests
 
 ANNOUNCEMENT = "ui.json"
 LOADING_QUERY = "{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus } } } }"
+LAUNCH_RUN = """
+mutation Launch($params: ExecutionParams!) { launchRun(executionParams: $params) { __typename
+    ... on LaunchRunSuccess { run { runId } }
+    ... on PythonError { message }
+    ... on InvalidStepError { invalidStepKey }
+    ... on InvalidOutputError { invalidOutputName }
+    ... on RunConfigValidationInvalid { errors { message } }
+    ... on UnauthorizedError { message }
+    ... on PipelineNotFoundError { message } } }
+"""
+TERMINATE_RUN = "mutation Terminate($runId: String!) { terminateRun(runId: $runId) { __typename } }"
 
 
 class LaunchError(Exception):
@@ -63,23 +74,32 @@ class RunningUI:
                job: str | None = None) -> str:
         """A run of the location's `job` (default `<location>_products`), of `keys` (with their
         checks) or all of it, as the UI submits one: queued, launched by the daemon. Its id."""
-        from dagster_graphql import DagsterGraphQLClient, DagsterGraphQLClientError
-
         from mesh_platform.runs import REPOSITORY
 
-        client = DagsterGraphQLClient("127.0.0.1", port_number=self.port, timeout=60)
-        try:
-            return client.submit_job_execution(
-                job or f"{location}_products", repository_location_name=location, repository_name=REPOSITORY,
-                tags=tags, asset_selection=keys,
-            )
-        except DagsterGraphQLClientError as exc:
-            raise LaunchError(f"the UI on {self.url} did not launch the run: {exc}") from None
+        selector = {"repositoryLocationName": location, "repositoryName": REPOSITORY,
+                    "jobName": job or f"{location}_products"}
+        if keys is not None:
+            selector["assetSelection"] = [{"path": list(k.path)} for k in keys]
+        params = {"selector": selector, "runConfigData": {},
+                  "executionMetadata": {"tags": [{"key": k, "value": v} for k, v in (tags or {}).items()]}}
+        result = self._mutate(LAUNCH_RUN, {"params": params})["launchRun"]
+        if result["__typename"] != "LaunchRunSuccess":
+            detail = {k: v for k, v in result.items() if k != "__typename"}
+            raise LaunchError(f"the UI on {self.url} did not launch the run: {result['__typename']} {detail}")
+        return result["run"]["runId"]
 
     def terminate(self, run_id: str) -> None:
-        from dagster_graphql import DagsterGraphQLClient
+        self._mutate(TERMINATE_RUN, {"runId": run_id})
 
-        DagsterGraphQLClient("127.0.0.1", port_number=self.port, timeout=30).terminate_run(run_id)
+    def _mutate(self, query: str, variables: dict) -> dict:
+        try:
+            r = requests.post(f"{self.url}/graphql", json={"query": query, "variables": variables}, timeout=60)
+            body = r.json()
+        except (requests.RequestException, ValueError) as exc:
+            raise LaunchError(f"the UI on {self.url} did not answer: {exc}") from None
+        if "errors" in body:
+            raise LaunchError(f"the UI on {self.url} refused the request: {body['errors']}")
+        return body["data"]
 
 
 def announce(dagster_home: Path, ui: RunningUI) -> None:

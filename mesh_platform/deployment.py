@@ -64,6 +64,7 @@ class Settings:
     postgres_url: str | None = None  # MESH_POSTGRES_URL, with MESH_INSTANCE=postgres
     max_concurrent_runs: int = 4
     domain_run_limit: int = 1
+    bucket_bytes: int = 0  # MESH_BUCKET_BYTES; 0: a third of the memory limit
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -92,6 +93,7 @@ class Settings:
         return cls(
             name, home, landing, dagster_home, memory_limit, overrides, instance, postgres_url,
             _positive(env, "MESH_MAX_CONCURRENT_RUNS", 4), _positive(env, "MESH_DOMAIN_RUN_LIMIT", 1),
+            _positive(env, "MESH_BUCKET_BYTES", 0, unit="bytes") if "MESH_BUCKET_BYTES" in env else 0,
         )
 
     @property
@@ -104,10 +106,10 @@ class Settings:
         return deployment_file(self.env)
 
 
-def _positive(env, name: str, default: int) -> int:
+def _positive(env, name: str, default: int, unit: str = "runs") -> int:
     value = env.get(name, str(default))
     if not value.isdigit() or int(value) < 1:
-        raise ValueError(f"{name}={value!r}: a whole number of runs, at least 1")
+        raise ValueError(f"{name}={value!r}: a whole number of {unit}, at least 1")
     return int(value)
 
 
@@ -194,5 +196,6 @@ def resources(consumer: str, settings: Settings | None = None) -> dict:
             # Read by each run when it starts, not at load: the UI shows the variable, not the secret.
             catalog_url=dg.EnvVar(POSTGRES_URL) if s.instance == "postgres" else "",
         ),
-        "duckdb": DuckDBEngine(memory_limit=s.duckdb_memory_limit, temp_directory=str(s.home / "tmp")),
+        "duckdb": DuckDBEngine(memory_limit=s.duckdb_memory_limit, temp_directory=str(s.home / "tmp"),
+                               bucket_bytes=s.bucket_bytes),
     }

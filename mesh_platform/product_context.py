@@ -7,10 +7,13 @@ before the function runs; the context holds no catalog and no way to publish.
 
 from __future__ import annotations
 
+import math
+import os
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mesh_platform import sources
-from mesh_platform.sandbox import Relation, check_select
+from mesh_platform.sandbox import Relation, SandboxViolation, check_select, check_view_name
 
 if TYPE_CHECKING:
     import duckdb
@@ -33,8 +36,11 @@ class ProductContext:
         landings: dict[str, sources.Landing],
         inputs: dict[str, Granted],
         log,
+        scratch: Path | None = None,
+        bucket_budget: int = 0,
     ):
         self._con, self._spec, self._landings, self._inputs = con, spec, landings, inputs
+        self._scratch, self._bucket_budget = scratch, bucket_budget
         self.contract, self.log = contract, log
         self._read: dict[str, int] = {}
         # Each input is also a view for the contract's sql rules, which check the output against it.
@@ -52,6 +58,48 @@ class ProductContext:
         if name not in self._landings:
             raise UsageError(f"{self._label}: source '{name}' is not declared in @product(sources=...)")
         return Relation(sources.read(self._con, self._landings[name]))
+
+    def buckets(self, *source_names: str) -> int:
+        """How many buckets to split the work on these sources into, so that each bucket's share
+        of their landing files fits the step's memory budget (1 when they fit whole)."""
+        size = 0
+        for name in source_names:
+            if name not in self._landings:
+                raise UsageError(f"{self._label}: source '{name}' is not declared in @product(sources=...)")
+            size += sum(os.path.getsize(f) for f in self._landings[name].files)
+        return max(1, math.ceil(size / self._bucket_budget)) if self._bucket_budget else 1
+
+    def stage(self, name: str, query: str, *, bucket_by: str | None = None, buckets: int = 1) -> Relation:
+        """Write the rows of one SELECT to the step's scratch folder, split into `buckets` by a
+        hash of column `bucket_by`, and (re)define view `name` over all rows staged under that
+        name so far, with their bucket in column mesh_bucket. `WHERE mesh_bucket = b` reads that
+        bucket's files only: work too large for memory at once is done a bucket at a time. The
+        folder is the step's alone and is removed when the step ends."""
+        check_view_name(name)
+        what = f"{self._label}: ctx.stage('{name}')"
+        check_select(self._con, query, what)
+        if self._scratch is None:
+            raise UsageError(f"{what}: this step has no scratch folder")
+        if not isinstance(buckets, int) or buckets < 1 or (buckets > 1 and bucket_by is None):
+            raise UsageError(f"{what}: buckets must be a whole number >= 1, and more than 1 needs bucket_by")
+        rel = self._con.sql(query)
+        if bucket_by is not None and bucket_by not in rel.columns:
+            raise UsageError(f"{what}: bucket_by '{bucket_by}' is not a column of the query ({', '.join(rel.columns)})")
+        if "mesh_bucket" in rel.columns:
+            raise SandboxViolation(f"{what}: mesh_bucket is the platform's column")
+        folder = self._scratch / name
+        folder.mkdir(exist_ok=True)
+        quoted = '"' + bucket_by.replace('"', '""') + '"' if bucket_by is not None else None
+        bucket = f"hash({quoted}) % {buckets}" if quoted else "0"
+        rel.select(f"*, ({bucket})::BIGINT AS mesh_bucket").to_parquet(
+            str(folder), partition_by=["mesh_bucket"], append=True)
+        if any(folder.glob("*/*.parquet")):
+            pattern = f"{folder}/*/*.parquet".replace("'", "''")
+            files = f"read_parquet('{pattern}', hive_partitioning = true)"
+            view = self._con.sql(f"SELECT * REPLACE (mesh_bucket::BIGINT AS mesh_bucket) FROM {files}")
+        else:  # nothing staged yet: an empty view of the query's columns
+            view = rel.select("*, 0::BIGINT AS mesh_bucket").limit(0)
+        return Relation(view.to_view(name, replace=True))
 
     def product(self, key: str) -> Relation:
         """The published snapshot of another product ("domain/product") this step was granted,

@@ -15,8 +15,13 @@ signal may still have landed. What an interrupted run leaves is removed by maint
 
 from __future__ import annotations
 
+import contextlib
 import json
+import shutil
+import tempfile
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import dagster as dg
 import duckdb
@@ -110,9 +115,10 @@ def _run_product(
     staged = table.new_data_file()
     readable = [f for landing in landings.values() for f in landing.files]
     readable += [f for granted in inputs.values() if granted.filesystem is None for f in granted.files]
-    with engine.get_connection() as con:
-        sandbox.lock(con, readable, writable=[staged.path])
-        ctx = ProductContext(con, contract, spec, landings, inputs, context.log)
+    with _scratch_folder(engine, run_id) as scratch, engine.get_connection() as con:
+        sandbox.lock(con, readable, writable=[staged.path], scratch=scratch)
+        ctx = ProductContext(con, contract, spec, landings, inputs, context.log, scratch,
+                             engine.bucket_budget(con))
         start = time.perf_counter()
         try:
             faults.point("compute")
@@ -207,6 +213,18 @@ def _run_product(
                if landings else {}),
         }
     )
+
+
+@contextlib.contextmanager
+def _scratch_folder(engine: DuckDBEngine, run_id: str) -> Iterator[Path]:
+    """The step's own folder for ctx.stage, removed when the step ends (what a killed step
+    leaves, maintenance removes)."""
+    Path(engine.temp_directory).mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix=f"stage-{run_id[:8]}-", dir=engine.temp_directory))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _as_relation(con: duckdb.DuckDBPyConnection, out, label: str) -> duckdb.DuckDBPyRelation:

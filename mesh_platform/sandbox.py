@@ -1,8 +1,9 @@
 """The DuckDB a product's code and its contract's rules run on: it reads only what the step may
-read and writes nothing.
+read and writes only the step's output and its own scratch folder.
 
 DuckDB enforces the file boundary: `allowed_paths` lists the step's landing files, the files of
-the snapshots it was granted and the platform's own output file; external access is off and the
+the snapshots it was granted and the platform's own output file, `allowed_directories` the step's
+scratch folder (ctx.stage writes there, nothing else does); external access is off and the
 configuration locked, so no ATTACH, INSTALL, LOAD or SET can undo it. SQL from product code and
 contracts must be exactly one SELECT (checked on DuckDB's parse, not by pattern), and product
 code holds relations through `Relation`, which offers no method that writes or runs other SQL.
@@ -35,19 +36,31 @@ class NotAllowed(SandboxViolation, AttributeError):
     """A relation method product code may not use (an AttributeError, as Python expects)."""
 
 
-def lock(con: duckdb.DuckDBPyConnection, readable: Iterable[str | Path], writable: Iterable[str | Path] = ()) -> None:
+def lock(con: duckdb.DuckDBPyConnection, readable: Iterable[str | Path], writable: Iterable[str | Path] = (),
+         scratch: Path | None = None) -> None:
     """Restrict `con` to reading `readable` and writing `writable` (DuckDB writes through a
-    `tmp_` sibling that it renames, so that one is allowed too), for good."""
+    `tmp_` sibling that it renames, so that one is allowed too), and to the step's own `scratch`
+    folder, for good."""
     paths = {str(Path(p).resolve()) for p in readable}
     for p in writable:
         p = Path(p).resolve()
         paths |= {str(p), str(p.with_name(f"tmp_{p.name}"))}
-    listed = ", ".join("'" + p.replace("'", "''") + "'" for p in sorted(paths))
-    con.execute(f"SET allowed_paths = [{listed}]")
+    con.execute(f"SET allowed_paths = [{_sql_list(sorted(paths))}]")
+    if scratch is not None:
+        con.execute(f"SET allowed_directories = [{_sql_list([f'{Path(scratch).resolve()}/'])}]")
     con.execute("SET TimeZone = 'UTC'")  # naive timestamps in and out are UTC
     con.execute("SET python_enable_replacements = false")
     con.execute("SET enable_external_access = false")
     con.execute("SET lock_configuration = true")
+
+
+def _sql_list(items: list[str]) -> str:
+    return ", ".join("'" + p.replace("'", "''") + "'" for p in items)
+
+
+def check_view_name(name: str) -> None:
+    if not _VIEW_NAME.match(name) or RESERVED_VIEW.match(name):
+        raise SandboxViolation(f"view name '{name}': a plain identifier not starting with mesh_ or upstream_")
 
 
 def check_select(con: duckdb.DuckDBPyConnection, sql: str, what: str) -> None:
@@ -87,8 +100,7 @@ class Relation:
         object.__setattr__(self, "_rel", rel)
 
     def to_view(self, name: str, replace: bool = True) -> Relation:
-        if not _VIEW_NAME.match(name) or RESERVED_VIEW.match(name):
-            raise SandboxViolation(f"view name '{name}': a plain identifier not starting with mesh_ or upstream_")
+        check_view_name(name)
         return Relation(self._rel.to_view(name, replace=replace))
 
     def __getattr__(self, name: str):

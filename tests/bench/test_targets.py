@@ -52,10 +52,13 @@ def test_each_target_is_judged_on_medians():
 
 
 def test_what_the_run_did_not_measure_says_so():
-    results = {"scales": {"100000": {"mesh": _runs(5.0), "limit": _runs(2.0)}}}
+    # A run with no location loads (--load-rounds 0): each location's list is empty.
+    results = {"scales": {"100000": {"mesh": _runs(5.0), "limit": _runs(2.0)}},
+               "location_load": {"import_dagster_s": [], "orders": []}}
     table = _table(results)
     assert table["100,000: whole refresh, mesh / limit"] == ("2.50x", "yes")
     for name in ("1,000,000: whole refresh, mesh / limit", "100,000: whole refresh, mesh / dbt",
+                 "slowest code location load on top of `import dagster`",
                  "10,000,000: mesh time / its time at 1,000,000", "`mesh status`",
                  "1,000,000: a product published on the AWS emulator / locally"):
         assert table[name] == ("not measured", "-"), name

@@ -164,7 +164,8 @@ exposed = sorted(n for n in vars(ctx) if not n.startswith('__'))
 raise RuntimeError(f'exposed: {exposed}')
 """)
     message = error_chain(run(folder, instance))
-    assert "exposed: ['_con', '_inputs', '_landings', '_read', '_spec', 'contract', 'log']" in message
+    assert ("exposed: ['_bucket_budget', '_con', '_inputs', '_landings', '_read', '_scratch', '_spec', 'contract', "
+            "'log']") in message
 
 
 # --- source contracts -----------------------------------------------------------------------

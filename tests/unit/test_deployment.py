@@ -23,3 +23,26 @@ def test_source_override_and_environments(tmp_path):
         Settings.from_env({"MESH_ENV": "aws"})
     with pytest.raises(ValueError, match="MESH_PROFILE is gone"):
         Settings.from_env({"MESH_PROFILE": "local"})
+
+
+@pytest.mark.parametrize("limit, mib", [("1GB", 953.6), ("1700MB", 1536), ("2GiB", 2048), (" 512 mb ", 488.2)])
+def test_the_bucket_budget_is_a_third_of_duckdbs_memory_limit_unless_set(tmp_path, limit, mib):
+    from mesh_platform.engine import DuckDBEngine
+
+    engine = DuckDBEngine(memory_limit=limit, temp_directory=str(tmp_path))
+    with engine.get_connection() as con:
+        assert engine.bucket_budget(con) == pytest.approx(mib * 2**20 / 3, rel=1e-3)
+        s = Settings.from_env({"MESH_HOME": str(tmp_path), "MESH_BUCKET_BYTES": "123456"})
+        assert s.bucket_bytes == 123456
+        set_ = DuckDBEngine(memory_limit=limit, temp_directory=str(tmp_path), bucket_bytes=s.bucket_bytes)
+        assert set_.bucket_budget(con) == 123456
+
+
+def test_a_bad_bucket_budget_or_memory_size_is_named():
+    from mesh_platform.engine import memory_bytes
+
+    with pytest.raises(ValueError, match="MESH_BUCKET_BYTES='0': a whole number of bytes, at least 1"):
+        Settings.from_env({"MESH_BUCKET_BYTES": "0"})
+    with pytest.raises(ValueError, match="'lots' is not a memory size"):
+        memory_bytes("lots")
+    assert memory_bytes("953.6 MiB") == int(953.6 * 2**20) and memory_bytes("1.5GB") == 1_500_000_000

@@ -1,16 +1,21 @@
 """Work staged a bucket at a time (ctx.stage, ctx.buckets): orders/history's staged plan, the one
 it takes when its sources outgrow the step's memory budget, publishes exactly the rows of its
-one-query plan; the step's scratch folder is gone afterwards, whether the step passed or failed."""
+one-query plan; the step's scratch folder is gone afterwards, whether the step passed or failed, and
+what a killed step left there goes to maintenance."""
 
 from __future__ import annotations
 
+import os
 import shutil
+from datetime import timedelta
 from pathlib import Path
 
 import duckdb
 import pytest
 from conftest import ROOT, error_chain, materialize, step_failure_messages
 
+from mesh_platform.location import location_definitions
+from mesh_platform.maintenance import maintain
 from mesh_platform.seed import generate_landing
 from mesh_platform.storage import Catalog
 
@@ -68,8 +73,6 @@ def test_a_failing_staged_step_publishes_nothing_and_leaves_no_scratch(seeded, m
     (folder / "products/history.py").write_text(code)
     monkeypatch.setenv("MESH_BUCKET_BYTES", "1000")
 
-    from mesh_platform.location import location_definitions
-
     defs = location_definitions(folder)
     result = defs.resolve_job_def("orders_products").execute_in_process(instance=instance, raise_on_error=False)
 
@@ -108,8 +111,6 @@ def test_stage_refuses_what_would_leave_the_step_or_confuse_it(mesh_home, instan
         "def history(ctx):\n" + "".join(f"    {line}\n" for line in body.splitlines())
         + "    return ctx.sql('SELECT 1 AS a')\n"
     )
-    from mesh_platform.location import location_definitions
-
     defs = location_definitions(folder)
     result = defs.resolve_job_def("orders_products").execute_in_process(instance=instance, raise_on_error=False)
 
@@ -120,3 +121,21 @@ def test_stage_refuses_what_would_leave_the_step_or_confuse_it(mesh_home, instan
     assert not out.exists()
     assert Catalog(mesh_home).current("orders", "history") is None
     assert scratch_left(mesh_home) == []
+
+
+def test_what_a_killed_step_staged_is_removed_by_maintenance_once_old(mesh_home):
+    # A step killed mid-stage leaves its folder; one still running has a young one.
+    dead = mesh_home / "tmp/stage-deadbeef-x/priced/mesh_bucket=3/data_0.parquet"
+    alive = mesh_home / "tmp/stage-cafe0000-y/priced/mesh_bucket=1/data_0.parquet"
+    for f in (dead, alive):
+        f.parent.mkdir(parents=True)
+        duckdb.sql("SELECT 1 AS a").write_parquet(str(f))
+    two_days_ago = dead.stat().st_mtime - 2 * 86400
+    os.utime(dead, (two_days_ago, two_days_ago))
+
+    report = maintain(Catalog(mesh_home), orphan_age=timedelta(days=1))
+
+    assert not (mesh_home / "tmp/stage-deadbeef-x").exists()
+    assert alive.exists()
+    assert [t.removed_files for t in report.tables if t.table.startswith("tmp/")] == [
+        ["stage-deadbeef-x/priced/mesh_bucket=3/data_0.parquet"]]

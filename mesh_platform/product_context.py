@@ -1,5 +1,6 @@
 """What a product function gets: its landing sources read to their source contracts, the
-published products it was granted, and SQL over them, all on the step's sandboxed DuckDB.
+published products it was granted, and SQL over them, all on the step's sandboxed DuckDB; and
+a scratch folder of the step's own, for work too large for memory staged in buckets.
 
 Everything the step may read was resolved (and, for other products, granted and audited)
 before the function runs; the context holds no catalog and no way to publish.

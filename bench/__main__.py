@@ -75,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
         for round_ in range(args.rounds):
             order = systems[round_ % len(systems):] + systems[: round_ % len(systems)]
             order = [s for s in order if round_ < caps.get((s.name, str(scale)), args.rounds)]
+            if not order:  # every system capped below this round (10M: one round)
+                break
             works = {}
             for system in order:
                 work = args.dir / "work" / str(scale) / system.name

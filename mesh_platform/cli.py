@@ -23,6 +23,14 @@ class _Parser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
 
+def entry() -> int:
+    """The `mesh` console script: `main` in a process that ends with its command."""
+    from mesh_platform import short_process
+
+    short_process.enable()
+    return main()
+
+
 def main(argv: list[str] | None = None) -> int:
     from importlib.metadata import version
 

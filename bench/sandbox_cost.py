@@ -20,7 +20,8 @@ from mesh_platform import cli, sandbox
 from mesh_platform.seed import generate_landing
 
 
-def _unlocked(con, readable, writable=()) -> None:
+def _unlocked(con, readable, writable=(), scratch=None) -> None:
+    """`sandbox.lock`'s signature, none of its limits."""
     con.execute("SET TimeZone = 'UTC'")
 
 

@@ -188,7 +188,7 @@ def test_only_the_console_script_freezes_what_its_refresh_loaded(tmp_path):
     alone: cyclic garbage frozen there would never be freed."""
     home = tmp_path / "home"
     assert mesh(home, "seed", "--customers", "200").returncode == 0
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MESH_", "DAGSTER_"))} | {"MESH_HOME": str(home)}
+    env = mesh_env(home)
     frozen = {}
     for caller in ("entry", "main"):
         script = (

@@ -8,6 +8,8 @@ behind, and the files of expired snapshots, are removed here, and only here:
 - A file under a table's folder is an orphan when no remaining snapshot or kept metadata file
   names it. It is removed only once older than `orphan_age`: a publish in progress has written
   files that its commit will name in a moment, so the window must exceed any publish's length.
+- In S3, a multipart upload cut off between two parts keeps its parts without being an object:
+  it is aborted by the same age rule.
 - Folders of tables that were never created (a first publish interrupted) and DuckDB's spill
   and scratch files under the home's tmp folder follow the same age rule.
 """
@@ -77,7 +79,11 @@ def maintain(
         table_report.expired_snapshots = _expire(catalog, namespace, name, keep_versions, min_age, now, dry_run)
         table = catalog.load_table(namespace, name)
         referenced = {to_path(n) for n in _referenced(table)}
-        _remove_orphans(fs, to_path(table.location()), referenced, cutoff, table_report, dry_run)
+        root = to_path(table.location())
+        _remove_orphans(fs, root, referenced, cutoff, table_report, dry_run)
+        for path, size in catalog.unfinished_uploads(table.location(), cutoff, abort=not dry_run):
+            table_report.removed_files.append(path.removeprefix(root.rstrip("/") + "/") + " (unfinished upload)")
+            table_report.removed_bytes += size
         report.tables.append(table_report)
     if catalog.remote:
         return report

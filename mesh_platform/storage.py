@@ -494,7 +494,8 @@ class GlueCatalog(Catalog):
     def _upload(self, files: list[DataFile]) -> None:
         """Each audited file to its S3 location, then the local copy goes: no commit names it.
         boto3's managed transfer sends large files in 8 MiB parts, several at once, read from the
-        file as they go; on moto it takes half the time of pyarrow's S3 filesystem (BENCHMARKS.md).
+        file as each request goes out: on moto, half the time of pyarrow's S3 filesystem, without
+        the parts pyarrow holds in memory (BENCHMARKS.md).
         Its transfer manager, unlike `upload_file`, raises botocore's own errors, which
         clear_errors names."""
         from boto3.s3.transfer import TransferConfig, create_transfer_manager

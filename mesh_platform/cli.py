@@ -338,6 +338,13 @@ def _materialize(names: list[str], in_process: bool, tags: dict[str, str], selec
     """The selected products of `names` (default: every location), locations in lineage order,
     one run at a time: DuckDB already spreads one product over every core, and the machine's
     memory then holds one step's worth, not one per location (see mesh_platform.refresh)."""
+    from mesh_platform.workspace import loading_once
+
+    with loading_once():
+        return _refresh(names, in_process, tags, select, verbose)
+
+
+def _refresh(names: list[str], in_process: bool, tags: dict[str, str], select: str | None, verbose: bool) -> int:
     from rich.console import Console
 
     from mesh_platform.refresh import refresh

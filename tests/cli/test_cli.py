@@ -210,6 +210,39 @@ def test_only_the_console_script_freezes_what_its_refresh_loaded(tmp_path):
     assert snapshots(home, "customer/profiles") == 2
 
 
+def test_a_refresh_loads_each_location_once_and_a_later_load_is_fresh(tmp_path):
+    """The selection and every run's job share one load of each location's definitions; once
+    the command returns, loading reads the files again (a process that goes on sees changes)."""
+    home = tmp_path / "home"
+    assert mesh(home, "seed", "--customers", "200").returncode == 0
+    script = (
+        "import collections, importlib.util, json\n"
+        "loads = collections.Counter()\n"
+        "real = importlib.util.spec_from_file_location\n"
+        "def counted(name, *args, **kwargs):\n"
+        "    if name.startswith('mesh_location_'):\n"
+        "        loads[name] += 1\n"
+        "    return real(name, *args, **kwargs)\n"
+        "importlib.util.spec_from_file_location = counted\n"
+        "from mesh_platform import cli\n"
+        "from mesh_platform.workspace import locations\n"
+        "code = cli.main(['materialize', '--select', 'key:customer/profiles or key:preferences/settings'])\n"
+        "during = dict(loads)\n"
+        "customer = locations()['customer']\n"
+        "fresh = customer.definitions() is not customer.definitions()\n"
+        "print(json.dumps([code, during, loads['mesh_location_customer'], fresh]))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], env=mesh_env(home), cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    code, during, customer_after, fresh = json.loads(done.stdout.splitlines()[-1])
+    assert code == 0, done.stdout
+    # The selection reads every location's products; the two runs reuse what it loaded.
+    assert during == {f"mesh_location_{n}": 1 for n in ("customer", "orders", "preferences", "federation")}
+    assert customer_after == 3 and fresh
+    assert snapshots(home, "customer/profiles") == 1 and snapshots(home, "preferences/settings") == 1
+
+
 def test_a_misspelt_location_gets_a_suggestion(tmp_path):
     done = mesh(tmp_path, "run", "custmer")
     assert done.returncode == 2

@@ -7,8 +7,8 @@ PostgreSQL (its URL given), so that processes on several machines share it, the 
 under a home they share; locations are relative to the home (see fileio), so a home can
 be copied or moved. On AWS the catalog is the domain's Glue database and the data live in S3:
 DuckDB writes each new version locally, the audit reads it there, and only an audited file is
-uploaded (multipart, by boto3's managed transfer) and committed. Commits are optimistic; a conflicting commit
-(two locations publishing at once) is retried on a freshly loaded table.
+uploaded (multipart, by boto3's managed transfer) and committed. Commits are optimistic; a
+conflicting commit (two locations publishing at once) is retried on a freshly loaded table.
 
 A writer never deletes a file a commit may name: once a commit has been attempted, the catalog
 may name any file it was given, and a writer interrupted at the wrong moment cannot know. What an
@@ -495,9 +495,8 @@ class GlueCatalog(Catalog):
         """Each audited file to its S3 location, then the local copy goes: no commit names it.
         boto3's managed transfer sends large files in 8 MiB parts, several at once, read from the
         file as each request goes out: on moto, half the time of pyarrow's S3 filesystem, without
-        the parts pyarrow holds in memory (BENCHMARKS.md).
-        Its transfer manager, unlike `upload_file`, raises botocore's own errors, which
-        clear_errors names."""
+        the parts pyarrow holds in memory (BENCHMARKS.md). Its transfer manager, unlike
+        `upload_file`, raises botocore's own errors, which clear_errors names."""
         from boto3.s3.transfer import TransferConfig, create_transfer_manager
 
         from mesh_platform.cloud.aws import AwsError, clear_errors, client

@@ -18,7 +18,7 @@ from mesh_platform.maintenance import maintain
 from mesh_platform.places import table
 from mesh_platform.registry import product_contract
 
-ROWS = 400_000  # md5 text does not compress: about 28 MiB of Parquet, over boto3's 8 MiB part size
+ROWS = 400_000  # md5 text does not compress: about 25 MiB of Parquet, over boto3's 8 MiB part size
 
 
 def _large_file(path) -> str:

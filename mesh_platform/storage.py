@@ -391,6 +391,11 @@ def _creation_races() -> tuple:
     return (IntegrityError, ProgrammingError)
 
 
+def _s3_path(uri: str) -> str:
+    """An S3 location as pyarrow's S3 filesystem names it: bucket/key."""
+    return uri.removeprefix("s3://").removeprefix("s3a://")
+
+
 class GlueCatalog(Catalog):
     """AWS: the Glue Data Catalog, data in S3. Endpoint and credentials are the SDKs' standard
     settings, so the same code reaches moto's server in tests and AWS in production."""
@@ -486,7 +491,7 @@ class GlueCatalog(Catalog):
             endpoint_override=endpoint.split("://", 1)[-1] if endpoint else None,
             scheme=endpoint.split("://", 1)[0] if endpoint else "https",
         )
-        return s3, lambda uri: uri.removeprefix("s3://").removeprefix("s3a://")
+        return s3, _s3_path
 
     def local_path(self, location: str) -> str:
         return location  # files stay in S3: read through filesystem()
@@ -505,7 +510,7 @@ class GlueCatalog(Catalog):
             with clear_errors(self.region, f"uploading {files[0].uri if files else 'nothing'}", service="s3"):
                 with create_transfer_manager(client("s3", self.region), TransferConfig()) as transfers:
                     for f in files:
-                        bucket, key = f.uri.split("://", 1)[1].split("/", 1)
+                        bucket, _, key = _s3_path(f.uri).partition("/")
                         transfers.upload(str(f.path), bucket, key).result()
                         f.path.unlink()
         except AwsError as exc:
@@ -521,7 +526,7 @@ class GlueCatalog(Catalog):
         and so did the abort): S3 keeps and bills their parts, yet lists no object for them."""
         from mesh_platform.cloud.aws import clear_errors, client
 
-        bucket, _, prefix = location.split("://", 1)[1].partition("/")
+        bucket, _, prefix = _s3_path(location).partition("/")
         s3 = client("s3", self.region)
         found = []
         with clear_errors(self.region, f"listing the unfinished uploads under {location}", service="s3"):

@@ -111,8 +111,11 @@ def _csv(con, landing: Landing):
         quotechar='"', escapechar='"', filename=True, encoding="utf-8",
     )
     rel.to_view(_raw_view(landing))
+    casts = "".join(f", {cast} AS {_cast(c)}" for c in landing.contract.columns
+                    if (cast := _text_cast(f'"{c.name}"', _target(c))))
     return con.sql(
-        f"SELECT {', '.join(_from_text(landing, c) for c in landing.contract.columns)} FROM {_raw_view(landing)}"
+        f"SELECT {', '.join(_from_text(landing, c) for c in landing.contract.columns)} "
+        f"FROM (SELECT *{casts} FROM {_raw_view(landing)})"
     )
 
 
@@ -126,9 +129,11 @@ def _json(con, landing: Landing):
     # several times (a tenth of a JSON source's read time).
     parsed = ", ".join(f'json_type("{c.name}") AS {_json_type(c)}, ("{c.name}" ->> \'$\') AS {_json_text(c)}'
                        for c in landing.contract.columns)
+    # Then each value's conversion, once: the check and the result both read it.
+    casts = "".join(f", {cast} AS {_cast(c)}" for c in landing.contract.columns if (cast := _json_cast(c)))
     return con.sql(
         f"SELECT {', '.join(_from_json(landing, c) for c in landing.contract.columns)} "
-        f"FROM (SELECT *, {parsed} FROM {_raw_view(landing)})"
+        f"FROM (SELECT *{casts} FROM (SELECT *, {parsed} FROM {_raw_view(landing)}))"
     )
 
 
@@ -208,78 +213,110 @@ def _fail(landing: Landing, column: Column, problem: str) -> str:
     return f"error({head} || filename || {tail})"
 
 
-def _checked(landing: Landing, column: Column, value: str, valid: str, converted: str, problem: str) -> str:
-    """`converted` when `value` is valid; null (or an error when the column is required)."""
+def _checked(landing: Landing, column: Column, value: str, valid: str, converted: str, problem: str,
+             wrong_kind: tuple[str, str] | None = None) -> str:
+    """`converted` when `value` is present and `valid`; null when it is absent (an error when the
+    column is required); else an error naming the file, `wrong_kind`'s (condition, error) first.
+    The valid case is the first branch, one condition: it is nearly every row, and DuckDB evaluates
+    a CASE's later branches only on the rows the earlier ones left."""
     null = _fail(landing, column, "is required but a row has no value") if column.required else "NULL"
+    wrong = f"WHEN {wrong_kind[0]} THEN {wrong_kind[1]} " if wrong_kind else ""
     return (
-        f"CASE WHEN {value} IS NULL THEN {null} WHEN NOT ({valid}) THEN {_fail(landing, column, problem)} "
-        f'ELSE {converted} END AS "{column.name}"'
+        f"CASE WHEN {value} IS NOT NULL AND ({valid}) THEN {converted} WHEN {value} IS NULL THEN {null} "
+        f'{wrong}ELSE {_fail(landing, column, problem)} END AS "{column.name}"'
     )
 
 
-def _from_text(landing: Landing, column: Column) -> str:
+def _target(column: Column) -> str:
     from mesh_platform.sqltypes import duckdb_spelling
 
-    target = duckdb_spelling(column.physical_type)
+    return duckdb_spelling(column.physical_type)
+
+
+def _cast(column: Column) -> str:
+    """The column of the inner projection holding the value's conversion, computed once."""
+    return f'"{column.name}#cast"'
+
+
+def _from_text(landing: Landing, column: Column) -> str:
+    target = _target(column)
     v = f'"{column.name}"'
-    valid, converted = _text_rule(v, target)
+    valid, converted = _text_rule(v, target, _cast(column))
     problem = "holds a NUL byte" if target == "VARCHAR" else f"holds a value that is not a {target}"
     return _checked(landing, column, v, valid, converted, f"{problem} (no value is shown: it may be personal data)")
 
 
-def _text_rule(v: str, target: str) -> tuple[str, str]:
-    """(a predicate true when text `v` converts to `target` without loss, the conversion)."""
+def _text_cast(v: str, target: str) -> str | None:
+    """The conversion of text `v` to `target` that `_text_rule` checks and returns (None: it needs none)."""
+    if target in ("VARCHAR", "JSON"):
+        return None
+    # The session is UTC: a TIMESTAMPTZ becomes the TIMESTAMP of the same instant in UTC.
+    return f"TRY_CAST({v} AS {'TIMESTAMPTZ' if target in _TIMESTAMPS else target})"
+
+
+def _text_rule(v: str, target: str, cast: str) -> tuple[str, str]:
+    """(a predicate true when text `v` converts to `target` without loss, the conversion), `cast`
+    naming `_text_cast(v, target)`."""
     if target == "VARCHAR":
         return f"NOT contains({v}, chr(0))", v
     if target in _INTS:
-        return f"regexp_full_match({v}, '\\s*[+-]?[0-9]+\\s*') AND TRY_CAST({v} AS {target}) IS NOT NULL", f"CAST({v} AS {target})"
+        return f"regexp_full_match({v}, '\\s*[+-]?[0-9]+\\s*') AND {cast} IS NOT NULL", cast
     if m := _DECIMAL.match(target):
         scale = int(m[2])
         fraction = f"(\\.[0-9]{{0,{scale}}})?" if scale else "(\\.0*)?"
-        return (f"regexp_full_match({v}, '\\s*[+-]?[0-9]+{fraction}\\s*') AND TRY_CAST({v} AS {target}) IS NOT NULL",
-                f"CAST({v} AS {target})")
+        return f"regexp_full_match({v}, '\\s*[+-]?[0-9]+{fraction}\\s*') AND {cast} IS NOT NULL", cast
     if target == "DATE":
-        return f"regexp_full_match({v}, '\\s*[0-9]{{4}}-[0-9]{{1,2}}-[0-9]{{1,2}}\\s*') AND TRY_CAST({v} AS DATE) IS NOT NULL", f"CAST({v} AS DATE)"
-    if target in ("TIMESTAMP", "TIMESTAMP WITH TIME ZONE"):
-        as_tz = f"TRY_CAST({v} AS TIMESTAMPTZ)"
-        return (f"regexp_full_match({v}, '{_TIMESTAMP}') AND {as_tz} IS NOT NULL",
-                f"CAST({as_tz} AS {target})")  # the session is UTC: TIMESTAMPTZ -> TIMESTAMP is UTC
+        return f"regexp_full_match({v}, '\\s*[0-9]{{4}}-[0-9]{{1,2}}-[0-9]{{1,2}}\\s*') AND {cast} IS NOT NULL", cast
+    if target in _TIMESTAMPS:
+        return f"regexp_full_match({v}, '{_TIMESTAMP}') AND {cast} IS NOT NULL", f"CAST({cast} AS {target})"
     if target == "JSON":
         return f"json_valid({v})", f"CAST({v} AS JSON)"
-    return f"TRY_CAST({v} AS {target}) IS NOT NULL", f"CAST({v} AS {target})"
+    return f"{cast} IS NOT NULL", cast
 
 
+_TIMESTAMPS = ("TIMESTAMP", "TIMESTAMP WITH TIME ZONE")
 _JSON_TYPES = {"VARCHAR": ("VARCHAR",), "BOOLEAN": ("BOOLEAN",), "DATE": ("VARCHAR",),
                "TIMESTAMP": ("VARCHAR",), "TIMESTAMP WITH TIME ZONE": ("VARCHAR",),
                "DOUBLE": ("BIGINT", "UBIGINT", "DOUBLE"), "FLOAT": ("BIGINT", "UBIGINT", "DOUBLE")}
 
 
-def _from_json(landing: Landing, column: Column) -> str:
-    from mesh_platform.sqltypes import duckdb_spelling
+def _json_cast(column: Column) -> str | None:
+    """The conversion `_from_json` checks and returns, of the value or of its text."""
+    target, j, text = _target(column), f'"{column.name}"', _json_text(column)
+    if _DECIMAL.match(target):
+        return f"TRY_CAST({text} AS {target})"
+    if _JSON_TYPES.get(target) == ("VARCHAR",):
+        return _text_cast(text, target)
+    if target == "JSON" or target in _JSON_TYPES:
+        return None
+    return f"TRY_CAST({j} AS {target})"
 
-    target = duckdb_spelling(column.physical_type)
-    j, kind, text = f'"{column.name}"', _json_type(column), _json_text(column)
+
+def _from_json(landing: Landing, column: Column) -> str:
+    target = _target(column)
+    j, kind, text, cast = f'"{column.name}"', _json_type(column), _json_text(column), _cast(column)
     present = f"(CASE WHEN {kind} = 'NULL' THEN NULL ELSE {j} END)"
     if target == "JSON":
         return _checked(landing, column, present, "true", j, "")
     if target in _INTS:
-        kinds, valid, converted = ("BIGINT", "UBIGINT"), f"TRY_CAST({j} AS {target}) IS NOT NULL", f"CAST({j} AS {target})"
+        kinds, valid, converted = ("BIGINT", "UBIGINT"), f"{cast} IS NOT NULL", cast
     elif _DECIMAL.match(target):
         kinds = ("BIGINT", "UBIGINT", "DOUBLE")
-        exact = f"TRY_CAST({text} AS {target})"
-        valid, converted = f"{exact} IS NOT NULL AND CAST({exact} AS DOUBLE) = CAST({j} AS DOUBLE)", exact
+        valid, converted = f"{cast} IS NOT NULL AND CAST({cast} AS DOUBLE) = TRY_CAST({j} AS DOUBLE)", cast
     elif target in _JSON_TYPES:
         kinds = _JSON_TYPES[target]
-        valid, converted = _text_rule(text, target) if kinds == ("VARCHAR",) else ("true", f"CAST({j} AS {target})")
+        valid, converted = _text_rule(text, target, cast) if kinds == ("VARCHAR",) else ("true", f"CAST({j} AS {target})")
     else:
-        kinds, valid, converted = None, f"TRY_CAST({j} AS {target}) IS NOT NULL", f"CAST({j} AS {target})"
+        kinds, valid, converted = None, f"{cast} IS NOT NULL", cast
+    wrong_kind = None
     if kinds:
         allowed = ", ".join(_lit(k) for k in kinds)
-        wrong = _fail_typed(landing, column, kind, target)
-        valid = f"(CASE WHEN {kind} NOT IN ({allowed}) THEN {wrong} ELSE {valid} END)"
+        valid = f"{kind} IN ({allowed}) AND {valid}"
+        wrong_kind = (f"{kind} NOT IN ({allowed})", _fail_typed(landing, column, kind, target))
     # A JSON string is a VARCHAR: the only way it fails to be one is a NUL byte.
     problem = "holds a NUL byte" if target == "VARCHAR" else f"holds a value that is not a {target}"
-    return _checked(landing, column, present, valid, converted, f"{problem} (no value is shown: it may be personal data)")
+    return _checked(landing, column, present, valid, converted,
+                    f"{problem} (no value is shown: it may be personal data)", wrong_kind)
 
 
 def _json_type(column: Column) -> str:

@@ -5,7 +5,9 @@ nothing, and maintenance aborts the upload it left unfinished."""
 from __future__ import annotations
 
 import hashlib
+import time
 from datetime import datetime, timedelta, timezone
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import duckdb
 import pyarrow.dataset as ds
@@ -64,7 +66,22 @@ def test_the_endpoint_going_down_between_two_parts_publishes_nothing_and_mainten
 
     staged = profiles.new_data_file()
     _large_file(staged.path)
-    with CutRelay(aws.endpoint, lambda method, path, headers: method == "PUT" and "partNumber=2" in path) as relay:
+    s3 = aws.client("s3")
+
+    def part_two_once_another_is_stored(method: str, path: str, headers: dict) -> bool:
+        if method != "PUT" or "partNumber=2" not in path:
+            return False
+        # The parts go up at once: part 2 is held until another one is stored, or it could be cut
+        # before any arrived, and S3 would then keep nothing to abort.
+        where = urlsplit(path)
+        bucket, key = unquote(where.path).lstrip("/").split("/", 1)
+        upload_id = parse_qs(where.query)["uploadId"][0]
+        deadline = time.monotonic() + 30
+        while not s3.list_parts(Bucket=bucket, Key=key, UploadId=upload_id).get("Parts") and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return True
+
+    with CutRelay(aws.endpoint, part_two_once_another_is_stored) as relay:
         monkeypatch.setenv("AWS_ENDPOINT_URL", relay.endpoint)
         with pytest.raises(AwsError) as caught:
             profiles.publish([staged], {}, {"mesh.run_id": "second"})
@@ -79,7 +96,6 @@ def test_the_endpoint_going_down_between_two_parts_publishes_nothing_and_mainten
         "metadata_location"] == metadata
     assert profiles.current().snapshot_id == before.snapshot_id
     bucket, key = staged.uri.split("://", 1)[1].split("/", 1)
-    s3 = aws.client("s3")
     assert "Contents" not in s3.list_objects_v2(Bucket=bucket, Prefix=key), "no object from the parts sent"
 
     # The abort went to the dead endpoint too: S3 keeps the part that arrived, listed nowhere else.

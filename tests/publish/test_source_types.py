@@ -99,7 +99,7 @@ def test_a_json_value_that_does_not_convert_names_the_file_and_column_never_the_
     message = _error(landing)
     assert "source 'typed'" in message and landing.files[0] in message
     assert f"column '{column}' {problem}" in message
-    assert json.dumps(value) not in message.replace(landing.files[0], "")
+    assert json.dumps(value) not in message.split(landing.files[0])[-1]  # the paths may hold digits
 
 
 CSV_HEADER = ",".join(COLUMNS) + "\n"
@@ -129,4 +129,4 @@ def test_a_csv_text_that_does_not_convert_names_the_file_and_column_never_the_va
     message = _error(landing)
     assert landing.files[0] in message and f"column '{column}' {problem}" in message
     if text:
-        assert text not in message.replace(landing.files[0], "")
+        assert text not in message.split(landing.files[0])[-1]

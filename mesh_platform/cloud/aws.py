@@ -134,10 +134,10 @@ def clear_errors(region: str, doing: str = "", service: str = "glue") -> Iterato
         raise AwsError(endpoint(region, service, exc), f"is not reachable ({exc})", doing) from None
     except OSError as exc:  # pyarrow's S3 filesystem: "AWS Error <KIND> during <Operation> ..."
         text = str(exc)
-        if isinstance(exc, FileNotFoundError) and text.count("'") >= 2 and "Path does not exist" in text:
-            # An object the catalog names is gone: deleted, or its bucket emptied under the table.
-            raise AwsError(endpoint(region, "s3"), f"has no object s3://{text.split(chr(39))[1]}, which the "
-                           "catalog names: it was deleted, or its bucket emptied", doing) from None
+        gone = re.search(r"Path does not exist '([^']+)'", text) if isinstance(exc, FileNotFoundError) else None
+        if gone:  # an object the catalog names: deleted, or its bucket emptied under the table
+            raise AwsError(endpoint(region, "s3"), f"has no object s3://{gone[1]}, which the catalog names: "
+                           "it was deleted, or its bucket emptied", doing) from None
         if "AWS Error" not in text:
             raise
         s3 = endpoint(region, "s3")

@@ -111,11 +111,9 @@ def _csv(con, landing: Landing):
         quotechar='"', escapechar='"', filename=True, encoding="utf-8",
     )
     rel.to_view(_raw_view(landing))
-    casts = "".join(f", {cast} AS {_cast(c)}" for c in landing.contract.columns
-                    if (cast := _text_cast(f'"{c.name}"', _target(c))))
     return con.sql(
         f"SELECT {', '.join(_from_text(landing, c) for c in landing.contract.columns)} "
-        f"FROM (SELECT *{casts} FROM {_raw_view(landing)})"
+        f"FROM {_converted(landing, _raw_view(landing), _quoted, _csv_cast)}"
     )
 
 
@@ -125,16 +123,26 @@ def _json(con, landing: Landing):
         filename=True,
     )
     rel.to_view(_raw_view(landing))
-    # Each value's JSON type and text, computed once: the checks and the conversion read them
-    # several times (a tenth of a JSON source's read time).
-    parsed = ", ".join(f'json_type("{c.name}") AS {_json_type(c)}, ("{c.name}" ->> \'$\') AS {_json_text(c)}'
+    # Each value's text, and its JSON type where the column allows more than one, computed once:
+    # the checks and the conversion read them several times.
+    parsed = ", ".join(f'("{c.name}" ->> \'$\') AS {_json_text(c)}'
+                       + (f', json_type("{c.name}") AS {_json_type(c)}' if _json_kinds(c) else "")
                        for c in landing.contract.columns)
-    # Then each value's conversion, once: the check and the result both read it.
-    casts = "".join(f", {cast} AS {_cast(c)}" for c in landing.contract.columns if (cast := _json_cast(c)))
     return con.sql(
         f"SELECT {', '.join(_from_json(landing, c) for c in landing.contract.columns)} "
-        f"FROM (SELECT *{casts} FROM (SELECT *, {parsed} FROM {_raw_view(landing)}))"
+        f"FROM {_converted(landing, f'(SELECT *, {parsed} FROM {_raw_view(landing)})', _json_text, _json_cast)}"
     )
+
+
+def _converted(landing: Landing, rows: str, text, cast) -> str:
+    """`rows` with each value's conversion `cast(column)` computed once, as a column of its own:
+    the check and the result both read it. A timestamp's text `text(column)` is first parsed in
+    the usual shape alone (see `_text_cast`)."""
+    columns = landing.contract.columns
+    parses = "".join(f", try_strptime({text(c)}, '{_USUAL_TIMESTAMP}') AS {_parsed(c)}"
+                     for c in columns if _target(c) in _TIMESTAMPS)
+    casts = "".join(f", {conversion} AS {_cast(c)}" for c in columns if (conversion := cast(c)))
+    return f"(SELECT *{casts} FROM (SELECT *{parses} FROM {rows}))"
 
 
 def _parquet(con, landing: Landing):
@@ -246,17 +254,27 @@ def _from_text(landing: Landing, column: Column) -> str:
     return _checked(landing, column, v, valid, converted, f"{problem} (no value is shown: it may be personal data)")
 
 
-def _text_cast(v: str, target: str) -> str | None:
-    """The conversion of text `v` to `target` that `_text_rule` checks and returns (None: it needs none)."""
+def _text_cast(v: str, target: str, parsed: str) -> str | None:
+    """The conversion of text `v` to `target` that `_text_rule` checks and returns (None: it needs
+    none), `parsed` naming `v` parsed in the usual timestamp shape."""
     if target in ("VARCHAR", "JSON"):
         return None
-    # The session is UTC: a TIMESTAMPTZ becomes the TIMESTAMP of the same instant in UTC.
-    return f"TRY_CAST({v} AS {'TIMESTAMPTZ' if target in _TIMESTAMPS else target})"
+    if target in _TIMESTAMPS:
+        # Most exports write the one shape YYYY-MM-DD HH:MM:SS: parsing it with its format costs a
+        # third of DuckDB's general cast and shape check. strptime alone is lax (it skips spaces
+        # anywhere, takes one-digit fields), so its result counts only when printing it back gives
+        # the text exactly; any other text takes the general way. The session is UTC: a
+        # TIMESTAMPTZ becomes the TIMESTAMP of the same instant in UTC.
+        usual = f"CASE WHEN length({v}) = 19 AND strftime({parsed}, '{_USUAL_TIMESTAMP}') = {v} THEN {parsed} END"
+        general = (f"CASE WHEN regexp_full_match({v}, '{_TIMESTAMP}') "
+                   f"THEN CAST(TRY_CAST({v} AS TIMESTAMPTZ) AS TIMESTAMP) END")
+        return f"coalesce({usual}, {general})"
+    return f"TRY_CAST({v} AS {target})"
 
 
 def _text_rule(v: str, target: str, cast: str) -> tuple[str, str]:
     """(a predicate true when text `v` converts to `target` without loss, the conversion), `cast`
-    naming `_text_cast(v, target)`."""
+    naming `_text_cast`'s conversion."""
     if target == "VARCHAR":
         return f"NOT contains({v}, chr(0))", v
     if target in _INTS:
@@ -268,25 +286,51 @@ def _text_rule(v: str, target: str, cast: str) -> tuple[str, str]:
     if target == "DATE":
         return f"regexp_full_match({v}, '\\s*[0-9]{{4}}-[0-9]{{1,2}}-[0-9]{{1,2}}\\s*') AND {cast} IS NOT NULL", cast
     if target in _TIMESTAMPS:
-        return f"regexp_full_match({v}, '{_TIMESTAMP}') AND {cast} IS NOT NULL", f"CAST({cast} AS {target})"
+        return f"{cast} IS NOT NULL", f"CAST({cast} AS {target})"  # the shape is checked in the cast
     if target == "JSON":
         return f"json_valid({v})", f"CAST({v} AS JSON)"
     return f"{cast} IS NOT NULL", cast
 
 
 _TIMESTAMPS = ("TIMESTAMP", "TIMESTAMP WITH TIME ZONE")
+_USUAL_TIMESTAMP = "%Y-%m-%d %H:%M:%S"
 _JSON_TYPES = {"VARCHAR": ("VARCHAR",), "BOOLEAN": ("BOOLEAN",), "DATE": ("VARCHAR",),
                "TIMESTAMP": ("VARCHAR",), "TIMESTAMP WITH TIME ZONE": ("VARCHAR",),
                "DOUBLE": ("BIGINT", "UBIGINT", "DOUBLE"), "FLOAT": ("BIGINT", "UBIGINT", "DOUBLE")}
 
 
+def _quoted(column: Column) -> str:
+    return f'"{column.name}"'
+
+
+def _parsed(column: Column) -> str:
+    """The column of the innermost projection holding a timestamp's text parsed in the usual shape."""
+    return f'"{column.name}#parsed"'
+
+
+def _csv_cast(column: Column) -> str | None:
+    return _text_cast(_quoted(column), _target(column), _parsed(column))
+
+
+def _json_kinds(column: Column) -> tuple[str, ...] | None:
+    """The JSON types a column's values may have, checked with json_type (None: none is: a
+    string is told by its first character, and a JSON column takes any)."""
+    target = _target(column)
+    if target in _INTS:
+        return ("BIGINT", "UBIGINT")
+    if _DECIMAL.match(target):
+        return ("BIGINT", "UBIGINT", "DOUBLE")
+    kinds = _JSON_TYPES.get(target)
+    return None if kinds == ("VARCHAR",) else kinds
+
+
 def _json_cast(column: Column) -> str | None:
     """The conversion `_from_json` checks and returns, of the value or of its text."""
-    target, j, text = _target(column), f'"{column.name}"', _json_text(column)
+    target, j, text = _target(column), _quoted(column), _json_text(column)
     if _DECIMAL.match(target):
         return f"TRY_CAST({text} AS {target})"
     if _JSON_TYPES.get(target) == ("VARCHAR",):
-        return _text_cast(text, target)
+        return _text_cast(text, target, _parsed(column))
     if target == "JSON" or target in _JSON_TYPES:
         return None
     return f"TRY_CAST({j} AS {target})"
@@ -294,25 +338,28 @@ def _json_cast(column: Column) -> str | None:
 
 def _from_json(landing: Landing, column: Column) -> str:
     target = _target(column)
-    j, kind, text, cast = f'"{column.name}"', _json_type(column), _json_text(column), _cast(column)
-    present = f"(CASE WHEN {kind} = 'NULL' THEN NULL ELSE {j} END)"
+    j, text, cast = _quoted(column), _json_text(column), _cast(column)
+    # DuckDB's reader hands a JSON column back minified: a JSON null is the text null, and a
+    # string (only a string) starts with a quote. Cheaper than json_type, which parses the value.
+    present = f"(CASE WHEN {j}::VARCHAR = 'null' THEN NULL ELSE {j} END)"
     if target == "JSON":
         return _checked(landing, column, present, "true", j, "")
-    if target in _INTS:
-        kinds, valid, converted = ("BIGINT", "UBIGINT"), f"{cast} IS NOT NULL", cast
-    elif _DECIMAL.match(target):
-        kinds = ("BIGINT", "UBIGINT", "DOUBLE")
-        valid, converted = f"{cast} IS NOT NULL AND CAST({cast} AS DOUBLE) = TRY_CAST({j} AS DOUBLE)", cast
-    elif target in _JSON_TYPES:
-        kinds = _JSON_TYPES[target]
-        valid, converted = _text_rule(text, target, cast) if kinds == ("VARCHAR",) else ("true", f"CAST({j} AS {target})")
+    if _JSON_TYPES.get(target) == ("VARCHAR",):
+        of_kind = f"prefix({j}::VARCHAR, '\"')"
+        valid, converted = _text_rule(text, target, cast)
     else:
-        kinds, valid, converted = None, f"{cast} IS NOT NULL", cast
+        kinds = _json_kinds(column)
+        of_kind = f"{_json_type(column)} IN ({', '.join(_lit(k) for k in kinds)})" if kinds else None
+        if _DECIMAL.match(target):
+            valid, converted = f"{cast} IS NOT NULL AND CAST({cast} AS DOUBLE) = TRY_CAST({j} AS DOUBLE)", cast
+        elif target in _JSON_TYPES:
+            valid, converted = "true", f"CAST({j} AS {target})"
+        else:
+            valid, converted = f"{cast} IS NOT NULL", cast
     wrong_kind = None
-    if kinds:
-        allowed = ", ".join(_lit(k) for k in kinds)
-        valid = f"{kind} IN ({allowed}) AND {valid}"
-        wrong_kind = (f"{kind} NOT IN ({allowed})", _fail_typed(landing, column, kind, target))
+    if of_kind:
+        valid = f"{of_kind} AND {valid}"
+        wrong_kind = (f"NOT ({of_kind})", _fail_typed(landing, column, f"json_type({j})", target))
     # A JSON string is a VARCHAR: the only way it fails to be one is a NUL byte.
     problem = "holds a NUL byte" if target == "VARCHAR" else f"holds a value that is not a {target}"
     return _checked(landing, column, present, valid, converted,

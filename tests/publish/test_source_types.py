@@ -23,6 +23,7 @@ def _landing(tmp_path: Path, fmt: str, body: str) -> sources.Landing:
         f"      - {{name: {name}, logicalType: string, physicalType: \"{kind}\", required: {str(name in REQUIRED).lower()}}}"
         for name, kind in COLUMNS.items()
     )
+    tmp_path.mkdir(exist_ok=True)
     contract = tmp_path / "typed.odcs.yaml"
     contract.write_text(f"""\
 apiVersion: v3.1.0
@@ -71,7 +72,7 @@ GOOD_ROW = (7, Decimal("2.50"), 1.0, dt.date(2024, 2, 29), dt.datetime(2024, 3, 
 
 
 def test_json_values_convert_to_the_contracts_types(tmp_path):
-    sparse = {"n": -3, "d": 3, "f": None}  # a null and absent keys: nulls in optional columns
+    sparse = {"n": -3, "d": 3, "f": None, "s": None}  # nulls and absent keys: nulls in optional columns
     landing = _landing(tmp_path, "json", _jsonl(GOOD_JSON, sparse))
     assert sorted(_read(landing)) == [(-3, Decimal("3.00"), None, None, None, None, None), GOOD_ROW]
 
@@ -91,6 +92,9 @@ def test_json_values_convert_to_the_contracts_types(tmp_path):
     ("ts", 1709287200, "is stored as JSON UBIGINT, which does not convert to the contract's TIMESTAMP"),
     ("ok", "true", "is stored as JSON VARCHAR, which does not convert to the contract's BOOLEAN"),
     ("s", -5, "is stored as JSON BIGINT, which does not convert to the contract's VARCHAR"),
+    ("s", {"a": "b"}, "is stored as JSON OBJECT, which does not convert to the contract's VARCHAR"),
+    ("s", True, "is stored as JSON BOOLEAN, which does not convert to the contract's VARCHAR"),
+    ("ts", ["2024-03-01 12:00:00"], "is stored as JSON ARRAY, which does not convert to the contract's TIMESTAMP"),
     ("s", "a\u0000b", "holds a NUL byte"),
 ])
 def test_a_json_value_that_does_not_convert_names_the_file_and_column_never_the_value(tmp_path, column, value,
@@ -130,3 +134,35 @@ def test_a_csv_text_that_does_not_convert_names_the_file_and_column_never_the_va
     assert landing.files[0] in message and f"column '{column}' {problem}" in message
     if text:
         assert text not in message.split(landing.files[0])[-1]
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("2024-03-01 12:00:00", dt.datetime(2024, 3, 1, 12)),  # the usual shape, parsed by its format
+    ("2024-3-1 12:00:00", dt.datetime(2024, 3, 1, 12)),  # the other shapes the contract allows
+    (" 2024-03-01 12:00:00", dt.datetime(2024, 3, 1, 12)),
+    ("2024-03-01T12:00:00.5", dt.datetime(2024, 3, 1, 12, 0, 0, 500000)),
+    ("2024-03-01 12:00:00-01", dt.datetime(2024, 3, 1, 13)),
+    ("2024-03-01", dt.datetime(2024, 3, 1)),
+])
+def test_a_timestamp_in_any_allowed_shape_converts_to_the_same_instant(tmp_path, text, expected):
+    fields = GOOD_CSV.rstrip("\n").split(",")
+    fields[list(COLUMNS).index("ts")] = text
+    landing = _landing(tmp_path, "csv", CSV_HEADER + ",".join(fields) + "\n")
+    assert _read(landing)[0][list(COLUMNS).index("ts")] == expected
+    json_landing = _landing(tmp_path / "json", "json", _jsonl({**GOOD_JSON, "ts": text}))
+    assert _read(json_landing)[0][list(COLUMNS).index("ts")] == expected
+
+
+# Nineteen characters each, as the usual shape, which DuckDB's strptime parses laxly: spaces
+# anywhere, one-digit fields. None of them is a timestamp the contract allows.
+@pytest.mark.parametrize("text", [
+    "2024-03-01  2:00:00", "2024-03-01 12:00: 0", "2024-03-01 12:0:00 ", "-024-03-01 12:00:00",
+    "2024-02-30 12:00:00", "2024-03-01 12:00:60", "2024-13-01 12:00:00",
+])
+def test_a_text_near_the_usual_timestamp_shape_is_refused(tmp_path, text):
+    fields = GOOD_CSV.rstrip("\n").split(",")
+    fields[list(COLUMNS).index("ts")] = text
+    landing = _landing(tmp_path, "csv", CSV_HEADER + GOOD_CSV + ",".join(fields) + "\n")
+    assert "column 'ts' holds a value that is not a TIMESTAMP" in _error(landing)
+    json_landing = _landing(tmp_path / "json", "json", _jsonl(GOOD_JSON, {**GOOD_JSON, "ts": text}))
+    assert "column 'ts' holds a value that is not a TIMESTAMP" in _error(json_landing)

@@ -222,7 +222,7 @@ def load_contract(path: Path | str) -> Contract:
 def _parsed(path: Path, text: str) -> Contract:
     """The contract in file `path` holding `text`: the same text always gives the same contract,
     and a refresh reads each contract about six times (the locations, the lineage order, the
-    selection, each step), 30 ms of YAML and model each."""
+    selection, each step): 0.2 s of YAML and pydantic models at each refresh."""
     try:
         data = strict_yaml.load(text)
     except strict_yaml.YamlProblem as exc:

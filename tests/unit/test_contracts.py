@@ -100,3 +100,16 @@ def test_warning_severity_makes_a_rule_non_blocking(tmp_path):
     (rule,) = load_contract(_write(tmp_path, text)).rules
     assert not rule.blocking
     assert dict(rule.kwargs) == {"column": "a", "mostly": 0.95}
+
+
+def test_an_edited_contract_is_read_again_and_a_broken_edit_is_refused_every_time(tmp_path):
+    path = _write(tmp_path, BASE)
+    assert load_contract(path).version == "2.1.0"
+    path.write_text(BASE.replace("version: 2.1.0", "version: 2.2.0"))
+    assert load_contract(path).version == "2.2.0"  # the same file, parsed again: its text changed
+    path.write_text(BASE.replace("version: 2.1.0", "version: [2"))
+    for _ in range(2):  # a refusal is not remembered as a contract
+        with pytest.raises(ContractError, match="x.odcs.yaml"):
+            load_contract(path)
+    path.write_text(BASE)
+    assert load_contract(path).version == "2.1.0"

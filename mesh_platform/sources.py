@@ -248,7 +248,7 @@ def _cast(column: Column) -> str:
 
 def _from_text(landing: Landing, column: Column) -> str:
     target = _target(column)
-    v = f'"{column.name}"'
+    v = _quoted(column)
     valid, converted = _text_rule(v, target, _cast(column))
     problem = "holds a NUL byte" if target == "VARCHAR" else f"holds a value that is not a {target}"
     return _checked(landing, column, v, valid, converted, f"{problem} (no value is shown: it may be personal data)")
@@ -312,6 +312,11 @@ def _csv_cast(column: Column) -> str | None:
     return _text_cast(_quoted(column), _target(column), _parsed(column))
 
 
+def _json_string(target: str) -> bool:
+    """Whether a JSON value converts to `target` only from a string (text, dates, timestamps)."""
+    return _JSON_TYPES.get(target) == ("VARCHAR",)
+
+
 def _json_kinds(column: Column) -> tuple[str, ...] | None:
     """The JSON types a column's values may have, checked with json_type (None: none is: a
     string is told by its first character, and a JSON column takes any)."""
@@ -320,8 +325,7 @@ def _json_kinds(column: Column) -> tuple[str, ...] | None:
         return ("BIGINT", "UBIGINT")
     if _DECIMAL.match(target):
         return ("BIGINT", "UBIGINT", "DOUBLE")
-    kinds = _JSON_TYPES.get(target)
-    return None if kinds == ("VARCHAR",) else kinds
+    return None if _json_string(target) else _JSON_TYPES.get(target)
 
 
 def _json_cast(column: Column) -> str | None:
@@ -329,7 +333,7 @@ def _json_cast(column: Column) -> str | None:
     target, j, text = _target(column), _quoted(column), _json_text(column)
     if _DECIMAL.match(target):
         return f"TRY_CAST({text} AS {target})"
-    if _JSON_TYPES.get(target) == ("VARCHAR",):
+    if _json_string(target):
         return _text_cast(text, target, _parsed(column))
     if target == "JSON" or target in _JSON_TYPES:
         return None
@@ -344,7 +348,7 @@ def _from_json(landing: Landing, column: Column) -> str:
     present = f"(CASE WHEN {j}::VARCHAR = 'null' THEN NULL ELSE {j} END)"
     if target == "JSON":
         return _checked(landing, column, present, "true", j, "")
-    if _JSON_TYPES.get(target) == ("VARCHAR",):
+    if _json_string(target):
         of_kind = f"prefix({j}::VARCHAR, '\"')"
         valid, converted = _text_rule(text, target, cast)
     else:
@@ -382,7 +386,7 @@ def _fail_typed(landing: Landing, column: Column, kind: str, target: str) -> str
 
 
 def _from_parquet(landing: Landing, column: Column, stored: str, target: str) -> str:
-    v = f'"{column.name}"'
+    v = _quoted(column)
     if stored == target:
         return _checked(landing, column, v, "true", v, "")
     if stored == "TIMESTAMP WITH TIME ZONE" and target == "TIMESTAMP":

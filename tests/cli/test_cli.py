@@ -189,22 +189,25 @@ def test_only_the_console_script_freezes_what_its_refresh_loaded(tmp_path):
     home = tmp_path / "home"
     assert mesh(home, "seed", "--customers", "200").returncode == 0
     env = mesh_env(home)
-    frozen = {}
+    frozen, thresholds = {}, {}
     for caller in ("entry", "main"):
         script = (
             "import gc, sys\n"
             "from mesh_platform import cli\n"
             "sys.argv = ['mesh', 'materialize', '--select', 'key:customer/profiles']\n"
             f"code = cli.{caller}()\n"
-            "print(code, gc.get_freeze_count())\n"
+            "print(code, gc.get_freeze_count(), *gc.get_threshold())\n"
         )
         done = subprocess.run([sys.executable, "-c", script], env=env, cwd=ROOT, capture_output=True, text=True,
                               timeout=300)
         assert done.returncode == 0, done.stderr
-        code, count = done.stdout.splitlines()[-1].split()
+        code, count, *threshold = done.stdout.splitlines()[-1].split()
         assert code == "0", done.stdout
         frozen[caller] = int(count)
+        thresholds[caller] = tuple(map(int, threshold))
     assert frozen["main"] == 0
+    # The script's collector also runs less often; `main` leaves Python's defaults.
+    assert thresholds == {"entry": (10_000, 20, 100), "main": (700, 10, 10)}
     # Dagster, the locations and the instance alone are hundreds of thousands of objects.
     assert frozen["entry"] > 100_000, frozen
     assert snapshots(home, "customer/profiles") == 2

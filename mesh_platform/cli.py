@@ -481,7 +481,11 @@ def _ui(settings: Settings, port: int, materialize: bool, tags: dict[str, str]) 
         print(f"Dagster UI on {ui.url} (Ctrl-C stops it and everything it started)", flush=True)
         proc.wait()
         return proc.returncode
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, ImportError) as exc:
+        # A Ctrl-C that lands while DuckDB's extension initialises (`_status` imports it right
+        # after the refresh) comes out as an ImportError caused by the KeyboardInterrupt.
+        if isinstance(exc, ImportError) and not isinstance(exc.__cause__, KeyboardInterrupt):
+            raise
         print("\nstopping the Dagster UI and everything it started ...", flush=True)
         return 0
     finally:

@@ -10,8 +10,8 @@ and the exit 0.8-0.9 s -> 0.09 s.
 makes collections rarer (THRESHOLD). Cyclic garbage made before a settle is then never collected,
 and newer garbage later: an ended process can afford that, a long-lived one (a code server, a
 test session calling `main`) cannot, so this is off unless `enable()`d, which only the console
-script does. Nothing of ours relies on a finalizer at exit: connections,
-catalogs and files are closed where they are used.
+script does. Nothing of ours relies on a finalizer at exit: connections, catalogs and files are
+closed where they are used.
 """
 
 from __future__ import annotations

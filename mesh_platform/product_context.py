@@ -61,14 +61,20 @@ class ProductContext:
         return Relation(sources.read(self._con, self._landings[name]))
 
     def buckets(self, *source_names: str) -> int:
-        """How many buckets to split the work on these sources into, so that each bucket's share
-        of their landing files fits the step's memory budget (1 when they fit whole)."""
+        """How many buckets to split the work on these sources into: 1 when their landing files
+        fit the step's memory budget whole, else as many as give each bucket half the budget. A
+        bucket's work holds more than its landing bytes: it reads staged files, which compress
+        less, and writes the split of the next stage, whose open files hold memory too (history
+        at 10M customers within 1 GB: 9 buckets of a whole budget 222 s, 18 of half 167 s, 36 of
+        a quarter 162 s)."""
         size = 0
         for name in source_names:
             if name not in self._landings:
                 raise UsageError(f"{self._label}: source '{name}' is not declared in @product(sources=...)")
             size += sum(os.path.getsize(f) for f in self._landings[name].files)
-        return max(1, math.ceil(size / self._bucket_budget)) if self._bucket_budget else 1
+        if not self._bucket_budget or size <= self._bucket_budget:
+            return 1
+        return math.ceil(2 * size / self._bucket_budget)
 
     def stage(self, name: str, query: str, *, bucket_by: str | None = None, buckets: int = 1) -> Relation:
         """Write the rows of one SELECT to the step's scratch folder, split into `buckets` by a

@@ -14,9 +14,13 @@ import duckdb
 import pytest
 from conftest import ROOT, error_chain, materialize, step_failure_messages
 
+from mesh_platform import sources
+from mesh_platform.contracts import load_contract
 from mesh_platform.location import location_definitions
 from mesh_platform.maintenance import maintain
+from mesh_platform.product_context import ProductContext
 from mesh_platform.seed import generate_landing
+from mesh_platform.spec import ProductSpec
 from mesh_platform.storage import Catalog
 
 pytestmark = pytest.mark.usefixtures("restore_product_modules")
@@ -42,13 +46,34 @@ def scratch_left(home: Path) -> list[Path]:
     return list((home / "tmp").glob("stage-*")) if (home / "tmp").exists() else []
 
 
+def test_sources_that_outgrow_the_budget_split_into_buckets_of_half_of_it(seeded):
+    folder = ROOT / "domains/orders"
+    landings = {name: sources.resolve(load_contract(folder / f"sources/{name}.odcs.yaml"), seeded, None)
+                for name in ("orders", "order_lines")}
+    size = landing_bytes(seeded)
+    assert size == sum(os.path.getsize(f) for landing in landings.values() for f in landing.files) > 10_000
+
+    def buckets(budget: int) -> int:
+        spec = ProductSpec(fn=lambda ctx: None, sources=("orders", "order_lines"), inputs=())
+        with duckdb.connect() as con:
+            ctx = ProductContext(con, load_contract(folder / "contracts/history.odcs.yaml"), spec, landings, {},
+                                 None, bucket_budget=budget)
+            return ctx.buckets("orders", "order_lines")
+
+    assert buckets(0) == 1  # no budget: the step's whole memory
+    assert buckets(size) == 1  # fits whole
+    assert buckets(size - 1) == 3  # half of just under the size: a little over 2 buckets' worth
+    assert buckets(size // 4 + 1) == 8
+    assert buckets(size // 10 + 1) == 20
+
+
 def test_staged_history_publishes_the_rows_of_the_one_query_plan(seeded, mesh_home, instance, monkeypatch):
     result = materialize("orders", instance)
     assert result.success, step_failure_messages(result)
     whole = history_rows(mesh_home)
     assert len(whole) > 1_000
 
-    # A budget of a quarter of the orders' landing bytes: history takes its staged plan in 4 buckets.
+    # A budget of a quarter of the orders' landing bytes: history takes its staged plan in 8 buckets.
     budget = landing_bytes(seeded) // 4 + 1
     monkeypatch.setenv("MESH_BUCKET_BYTES", str(budget))
     monkeypatch.setenv("MESH_HOME", str(mesh_home.parent / "staged"))

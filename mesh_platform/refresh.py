@@ -7,12 +7,16 @@ failed: the previous version stays current), ERROR, SKIP (an upstream did not pu
 With a UI running for the home (`mesh ui`), the runs are launched through it (see
 mesh_platform.ui_launch); otherwise this process executes them. A product that another run is
 building (queued or in progress: the landing sensor's, automation's, someone's in the UI) or
-built since the refresh began is not built twice: its outcome is that run's.
+built since the refresh began is not built twice: its outcome is that run's. Without a UI, the
+runs of locations that read nothing of each other's go side by side in forks of this process
+when their landing data are small (mesh_platform.location_waves, mesh_platform.side_by_side).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import importlib
 import itertools
 import os
 import threading
@@ -26,7 +30,9 @@ from pathlib import Path
 import dagster as dg
 from rich.console import Console
 
-from mesh_platform import short_process
+from mesh_platform import location_waves, short_process, side_by_side
+from mesh_platform.deployment import Settings
+from mesh_platform.executor import PRELOAD
 from mesh_platform.registry import location_order
 from mesh_platform.runs import IN_PROGRESS, fail_orphaned_runs, runs_building
 from mesh_platform.selection import products_by_location
@@ -111,9 +117,13 @@ def refresh(
     began = datetime.now(timezone.utc)
     every = [k for by_key in products.values() for k in by_key]
     running_then = list(runs_building(instance, every, IN_PROGRESS))
-    for location in location_order(list(plan)):
-        keys = plan[location] if plan[location] is not None else sorted(products[location], key=lambda k: k.to_user_string())
-        keys = runnable(keys)
+    order = location_order(list(plan))
+    selected = {loc: plan[loc] if plan[loc] is not None else sorted(products[loc], key=lambda k: k.to_user_string())
+                for loc in order}
+
+    def unbuilt(location: str) -> list[dg.AssetKey]:
+        """The location's products to run now: those not skipped, nor built by another run."""
+        keys = runnable(selected[location])
         others = {**runs_building(instance, keys, ENDED, run_ids=running_then),
                   **runs_building(instance, keys, ENDED, created_after=began),
                   **runs_building(instance, keys, IN_PROGRESS if ui else RUNNING)}
@@ -121,12 +131,28 @@ def refresh(
             theirs = [k for k in theirs if k.to_user_string() not in done.outcomes]
             if theirs:
                 record(_await(run_id, theirs, instance, show, ui, note=True))
-        keys = runnable([k for k in keys if k.to_user_string() not in done.outcomes])
-        if not keys:
-            continue
-        short_process.settle()
-        with _stderr_to(log_file):
-            record(_run(location, keys, instance, in_process, tags, run_config, show, ui, links))
+        return runnable([k for k in keys if k.to_user_string() not in done.outcomes])
+
+    settings = Settings.from_env()
+    for wave in location_waves.waves(order, selected, upstream):
+        # Forks copy only the thread that forks: a process running others (a test session's
+        # servers, a caller's pool) keeps one location at a time.
+        if ui is None and threading.active_count() == 1 and location_waves.together(wave, settings):
+            ready = [(location, keys) for location in wave if (keys := unbuilt(location))]
+            if len(ready) > 1:
+                with _stderr_to(log_file):
+                    for outcomes in _side_by_side(ready, instance, in_process, tags, run_config, show):
+                        record(outcomes)
+                continue
+            pending = [(location, lambda keys=keys: keys) for location, keys in ready]
+        else:  # each location's products looked at just before its run: another may build them meanwhile
+            pending = [(location, functools.partial(unbuilt, location)) for location in wave]
+        for location, products_now in pending:
+            keys = products_now()
+            if keys:
+                short_process.settle()
+                with _stderr_to(log_file):
+                    record(_run(location, keys, instance, in_process, tags, run_config, show, ui, links))
     return done
 
 
@@ -193,6 +219,27 @@ def _run(location, keys, instance, in_process, tags, run_config, show, ui, links
         thread.join()
     follower.drain()  # what the last poll missed
     return follower.finish(instance.get_run_by_id(follower.run_id) if follower.run_id else None, ui)
+
+
+def _side_by_side(ready, instance, in_process, tags, run_config, show) -> list[list[Outcome]]:
+    """The runs of independent locations, each in a fork of this process (mesh_platform.side_by_side)."""
+    for module in PRELOAD:  # what every run's first product loads: once, before the forks
+        importlib.import_module(module)
+    short_process.settle()
+    results = side_by_side.run({
+        location: functools.partial(_run, location, keys, instance, in_process, tags, run_config, show, None, False)
+        for location, keys in ready
+    })
+    ended = []
+    for location, keys in ready:
+        outcomes = results[location]
+        if isinstance(outcomes, side_by_side.JobFailed):
+            outcomes = [Outcome(k.to_user_string(), "ERROR", message=f"the run of {location} failed: {outcomes}")
+                        for k in keys]
+            for outcome in outcomes:
+                show(outcome)
+        ended.append(outcomes)
+    return ended
 
 
 def _await(run_id: str, keys, instance, show, ui, note: bool = False) -> list[Outcome]:

@@ -20,10 +20,10 @@ def mesh_env(home: Path, **extra: str) -> dict[str, str]:
 
 
 class Held:
-    def __init__(self, home: Path, folder: Path, *args: str, at: str = "compute"):
+    def __init__(self, home: Path, folder: Path, *args: str, at: str = "compute", **extra: str):
         self.ready, self.resume = folder / f"held-{at}.ready", folder / f"held-{at}.resume"
         env = mesh_env(home, MESH_FAULTPOINT=at, MESH_FAULTPOINT_READY=str(self.ready),
-                       MESH_FAULTPOINT_RESUME=str(self.resume))
+                       MESH_FAULTPOINT_RESUME=str(self.resume), **extra)
         self.proc = subprocess.Popen([MESH, *args], env=env, cwd=ROOT, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, text=True)
         deadline = time.monotonic() + 120

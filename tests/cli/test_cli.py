@@ -6,14 +6,17 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 import tomllib
 from pathlib import Path
 
 import dagster as dg
 import pytest
 from conftest import ROOT
+from pyiceberg.exceptions import NoSuchTableError
 from held import Held, mesh_env
 
 from mesh_platform.storage import Catalog
@@ -46,16 +49,38 @@ def snapshots(home: Path, key: str) -> int:
     return len(Catalog(home).history(*key.split("/")))
 
 
+# What each product reads, among PRODUCTS.
+READS = {"customer/insights": {"orders/history", "preferences/settings"},
+         "federation/customer_360": {"customer/profiles", "orders/history", "preferences/settings"}}
+
+
+def in_lineage_order(keys: list[str]) -> bool:
+    return all(keys.index(read) < keys.index(key) for key, reads in READS.items() if key in keys
+               for read in reads if read in keys)
+
+
+def run_spans(home: Path) -> dict[str, tuple[float, float]]:
+    """Each location's one run: when it started and ended."""
+    with dg.DagsterInstance.from_config(str(home / "dagster")) as instance:
+        return {r.dagster_run.job_name.removesuffix("_products"): (r.start_time, r.end_time)
+                for r in instance.get_run_records()}
+
+
+def overlap(a: tuple[float, float], b: tuple[float, float]) -> bool:
+    return a[0] < b[1] and b[0] < a[1]
+
+
 def test_materialize_select_keep_going_and_blocked(tmp_path):
     home = tmp_path / "home"
     assert mesh(home, "seed", "--customers", "400").returncode == 0
 
-    # Everything: a start and an end line per product, in lineage order, then the summary.
+    # Everything: a start and an end line per product, each after its inputs', then the summary.
     done = mesh(home, "materialize")
     assert done.returncode == 0, done.stderr
     assert "DEBUG" not in done.stdout + done.stderr and "Traceback" not in done.stdout + done.stderr
     ends = outcomes(done.stdout)
-    assert list(ends) == PRODUCTS
+    assert sorted(ends) == sorted(PRODUCTS)
+    assert in_lineage_order(list(ends))
     for key, (status, rest) in ends.items():
         assert status == "PASS", key
         assert rest.startswith(f"{current_rows(home, key):,} rows"), (key, rest)
@@ -81,7 +106,8 @@ def test_materialize_select_keep_going_and_blocked(tmp_path):
     # A selection in Dagster's syntax, across locations: history and what reads it.
     done = mesh(home, "materialize", "--select", "orders/history+")
     assert done.returncode == 0, done.stderr
-    assert list(outcomes(done.stdout)) == ["orders/history", "customer/insights", "federation/customer_360"]
+    ends = list(outcomes(done.stdout))  # customer's and federation's runs side by side, after orders'
+    assert ends[0] == "orders/history" and sorted(ends[1:]) == ["customer/insights", "federation/customer_360"]
     assert done.stdout.rstrip().endswith("PASS=3 WARN=0 BLOCKED=0 ERROR=0 SKIP=0")
     assert (snapshots(home, "orders/history"), snapshots(home, "customer/profiles")) == (2, 1)
 
@@ -116,6 +142,76 @@ def test_materialize_select_keep_going_and_blocked(tmp_path):
     assert {key: snapshots(home, key) for key in PRODUCTS} == before
 
 
+@pytest.mark.parametrize("budget", ["", "1000"])
+def test_independent_locations_run_side_by_side_when_their_landing_fits_a_step(tmp_path, budget):
+    """Without a UI, the runs of locations that read nothing of each other's (orders,
+    preferences, customer's profiles) go side by side when their landing data fit one step's
+    budget (MESH_BUCKET_BYTES here); a location reading them (federation) after all three. With a
+    budget below their landing data, one at a time. Either way the same rows are published."""
+    home = tmp_path / "home"
+    assert mesh(home, "seed", "--customers", "300").returncode == 0
+    env = mesh_env(home) | ({"MESH_BUCKET_BYTES": budget} if budget else {})
+    select = "key:orders/history or key:preferences/settings or key:customer/profiles or key:federation/customer_360"
+    done = subprocess.run([MESH, "materialize", "--select", select], env=env, cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+    ends = outcomes(done.stdout)
+    assert {k: s for k, (s, _) in ends.items()} == {k: "PASS" for k in PRODUCTS if k != "customer/insights"}
+    assert list(ends)[-1] == "federation/customer_360"
+    for key, (_, rest) in ends.items():
+        assert rest.startswith(f"{current_rows(home, key):,} rows"), (key, rest)
+
+    spans = run_spans(home)
+    assert sorted(spans) == ["customer", "federation", "orders", "preferences"]
+    domains = [spans["orders"], spans["preferences"], spans["customer"]]
+    pairs = [(a, b) for i, a in enumerate(domains) for b in domains[i + 1:]]
+    assert all(overlap(a, b) for a, b in pairs) == (budget == "")
+    assert any(overlap(a, b) for a, b in pairs) == (budget == "")
+    assert spans["federation"][0] >= max(end for _, end in domains)
+
+
+@pytest.mark.parametrize("signal_name", ["SIGINT", "SIGTERM", "SIGKILL"])
+def test_side_by_side_runs_end_with_the_refresh_however_it_is_stopped(tmp_path, signal_name):
+    """A refresh whose side-by-side runs are held at their compute is stopped by a signal to its
+    own process only (as `kill` sends it). A SIGINT is passed on to both runs and reported as
+    the refresh reports a stopped run; after SIGTERM or SIGKILL the kernel stops both forks.
+    Either way no process of the refresh is left, no run stays STARTED, nothing is published,
+    and the next refresh publishes both products."""
+    home = tmp_path / "home"
+    assert mesh(home, "seed", "--customers", "300").returncode == 0
+    held = Held(home, tmp_path, "materialize", "orders", "preferences")
+    forks = set()
+    deadline = time.monotonic() + 60
+    while len(forks) < 2:  # both runs under way: each fork holds at its compute
+        forks = {int(p) for p in subprocess.run(["pgrep", "-P", str(held.proc.pid)], capture_output=True,
+                                                text=True).stdout.split()}
+        assert time.monotonic() < deadline, "the refresh did not start two runs side by side"
+        time.sleep(0.1)
+    held.proc.send_signal(getattr(signal, signal_name))
+    out, _ = held.proc.communicate(timeout=120)
+
+    deadline = time.monotonic() + 60
+    while any(Path(f"/proc/{pid}").exists() for pid in forks):
+        assert time.monotonic() < deadline, f"forks left after {signal_name}: {forks}"
+        time.sleep(0.1)
+    if signal_name == "SIGINT":
+        assert held.proc.returncode == 1, out
+        assert "Traceback" not in out
+        assert {k: s for k, (s, _) in outcomes(out).items()} == {"orders/history": "ERROR", "preferences/settings": "ERROR"}
+        assert "PASS=0 WARN=0 BLOCKED=0 ERROR=2 SKIP=0" in out
+    with dg.DagsterInstance.from_config(str(home / "dagster")) as instance:
+        ended = {r.job_name: r.status for r in instance.get_runs()}
+    assert ended == {"orders_products": dg.DagsterRunStatus.FAILURE, "preferences_products": dg.DagsterRunStatus.FAILURE}
+    for key in ("orders/history", "preferences/settings"):  # nothing published: not even a table
+        with pytest.raises(NoSuchTableError):
+            snapshots(home, key)
+
+    done = mesh(home, "materialize", "orders", "preferences")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (snapshots(home, "orders/history"), snapshots(home, "preferences/settings")) == (1, 1)
+
+
 def test_a_product_already_being_built_is_followed_not_built_twice(tmp_path):
     """A second `mesh materialize` while a first one's run is building orders/history (held at
     its compute by a fault point) follows that run to its end instead of starting another."""
@@ -148,7 +244,8 @@ def test_a_product_built_since_the_refresh_began_is_not_built_again(tmp_path):
     reports that run's outcome for it instead of building it a second time."""
     home = tmp_path / "home"
     assert mesh(home, "seed", "--customers", "300").returncode == 0
-    refresh = Held(home, tmp_path, "materialize", "orders", "preferences")
+    # A budget below the landing data: the refresh's runs go one at a time, orders first.
+    refresh = Held(home, tmp_path, "materialize", "orders", "preferences", MESH_BUCKET_BYTES="1000")
     other = mesh(home, "materialize", "preferences")
     assert other.returncode == 0, other.stdout + other.stderr
 

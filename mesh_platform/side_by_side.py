@@ -66,8 +66,14 @@ def run(jobs: dict[str, Callable[[], Any]]) -> dict[str, Any]:
         for name, (pid, read_end) in forks.items():
             with os.fdopen(read_end, "rb") as pipe:
                 data = pipe.read()
-            _, status = os.waitpid(pid, 0)
-            running.discard(pid)
+            # No SIGINT between the wait and the discard: the handler would signal a pid that is
+            # no longer this fork's (the fork has closed its pipe, so the wait is short).
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+            try:
+                _, status = os.waitpid(pid, 0)
+                running.discard(pid)
+            finally:
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
             results[name] = pickle.loads(data) if data else JobFailed(
                 f"its process ended without a result ({_ended(status)})")
         return results

@@ -25,8 +25,8 @@ class DuckDBEngine(dg.ConfigurableResource):
 
     memory_limit: str
     temp_directory: str
-    # Landing bytes a product's work may take on at once (ProductContext.buckets); 0: a third of
-    # the memory limit, which history's staged plan holds to at 10M customers.
+    # Landing bytes a product's work may take on whole, and twice a bucket's once it is split
+    # (ProductContext.buckets); 0: a third of the memory limit.
     bucket_bytes: int = 0
 
     def bucket_budget(self, con: duckdb.DuckDBPyConnection) -> int:

@@ -44,6 +44,12 @@ POSTGRES_URL = "MESH_POSTGRES_URL"  # the variable's name: the instance config a
 PSYCOPG2 = "postgresql+psycopg2://"
 
 
+def override_key(location: str, source: str) -> str:
+    """The key of a source's landing override in Settings.source_overrides: MESH_SOURCE_<LOCATION>_<SOURCE>
+    without its prefix, lower case."""
+    return f"{location}_{source}"
+
+
 @functools.cache
 def deployment_file(env: str) -> dict:
     """mesh_platform/deployments/<env>.yaml: accounts, regions, principals."""

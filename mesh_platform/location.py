@@ -128,7 +128,8 @@ def check_overrides(location: str, own_sources: list[str], overrides: dict[str, 
 
     others = {n: sorted(p.stem.removesuffix(".odcs") for p in (loc.path.parent / "sources").glob("*.odcs.yaml"))
               for n, loc in locations().items() if n != location}
-    valid = {f"{location}_{s}" for s in own_sources} | {f"{n}_{s}" for n, srcs in others.items() for s in srcs}
+    valid = ({deployment.override_key(location, s) for s in own_sources}
+             | {deployment.override_key(n, s) for n, srcs in others.items() for s in srcs})
     for key in sorted(overrides):
         mine = key.startswith(f"{location}_")
         nobodys = not any(key.startswith(f"{n}_") for n in [location, *others])

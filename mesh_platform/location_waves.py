@@ -17,7 +17,7 @@ import dagster as dg
 
 from mesh_platform import sources
 from mesh_platform.contracts import load_contract
-from mesh_platform.deployment import Settings
+from mesh_platform.deployment import Settings, override_key
 from mesh_platform.engine import memory_bytes
 from mesh_platform.workspace import locations
 
@@ -57,7 +57,7 @@ def landing_bytes(location: str, settings: Settings) -> int:
     (its product's run says what is missing)."""
     total = 0
     for path in sorted((locations()[location].path.parent / "sources").glob("*.odcs.yaml")):
-        override = settings.source_overrides.get(f"{location}_{path.name.removesuffix('.odcs.yaml')}")
+        override = settings.source_overrides.get(override_key(location, path.name.removesuffix(".odcs.yaml")))
         try:
             landing = sources.resolve(load_contract(path), settings.landing, override)
         except sources.SourceError:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from mesh_platform.deployment import override_key
 from mesh_platform.storage import Catalog
 
 
@@ -56,7 +57,7 @@ class MeshResource(dg.ConfigurableResource):
         return Reader(self.table_of, self.grants(), self.audit_log(), self.consumer, run_id, Path(self.home))
 
     def source_override(self, domain: str, source: str) -> str | None:
-        return self.source_overrides.get(f"{domain}_{source}") or None
+        return self.source_overrides.get(override_key(domain, source)) or None
 
     @property
     def landing_root(self) -> Path:

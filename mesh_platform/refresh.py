@@ -230,6 +230,10 @@ def _side_by_side(ready, instance, in_process, tags, run_config, show) -> list[l
         location: functools.partial(_run, location, keys, instance, in_process, tags, run_config, show, None, False)
         for location, keys in ready
     })
+    if any(isinstance(r, side_by_side.JobFailed) for r in results.values()):
+        # A fork that died (killed, out of memory) could not end its run: marked failed now, not
+        # left STARTED in the UI until the next command or the run monitor sees it.
+        fail_orphaned_runs(instance)
     ended = []
     for location, keys in ready:
         outcomes = results[location]

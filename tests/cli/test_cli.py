@@ -214,6 +214,43 @@ def test_side_by_side_runs_end_with_the_refresh_however_it_is_stopped(tmp_path, 
     assert (snapshots(home, "orders/history"), snapshots(home, "preferences/settings")) == (1, 1)
 
 
+def test_a_side_by_side_run_whose_process_is_killed_fails_at_once_and_the_others_go_on(tmp_path):
+    """One of two side-by-side runs held at their compute has its process killed (SIGKILL, as the
+    kernel's out-of-memory killer does). The other run goes on and publishes; the killed one's
+    product is reported as an error naming the signal, nothing of it is published, and its run
+    is marked FAILURE by the time the refresh ends, not left STARTED for the UI to show."""
+    home = tmp_path / "home"
+    assert mesh(home, "seed", "--customers", "300").returncode == 0
+    held = Held(home, tmp_path, "materialize", "orders", "preferences")
+    workers: dict[str, int] = {}
+    deadline = time.monotonic() + 60
+    while len(workers) < 2:  # both runs started: the pid of each one's process, from its RUN_START
+        with dg.DagsterInstance.from_config(str(home / "dagster")) as instance:
+            for run in instance.get_runs():
+                start = instance.get_records_for_run(run.run_id, of_type=dg.DagsterEventType.RUN_START).records
+                if start:
+                    workers[run.job_name] = start[0].event_log_entry.dagster_event.pid
+        assert time.monotonic() < deadline, f"the refresh did not start two runs side by side: {workers}"
+        time.sleep(0.1)
+    assert workers["orders_products"] != held.proc.pid  # a fork, not the refresh's own process
+    os.kill(workers["orders_products"], signal.SIGKILL)
+    code, out = held.release()
+
+    assert code == 1, out
+    assert "Traceback" not in out
+    ends = outcomes(out)
+    assert ends["preferences/settings"][0] == "PASS", out
+    assert ends["orders/history"][0] == "ERROR", out
+    assert "the run of orders failed: its process ended without a result (killed by SIGKILL)" in out
+    assert "PASS=1 WARN=0 BLOCKED=0 ERROR=1 SKIP=0" in out
+    with dg.DagsterInstance.from_config(str(home / "dagster")) as instance:
+        ended = {r.job_name: r.status for r in instance.get_runs()}
+    assert ended == {"orders_products": dg.DagsterRunStatus.FAILURE, "preferences_products": dg.DagsterRunStatus.SUCCESS}
+    with pytest.raises(NoSuchTableError):
+        snapshots(home, "orders/history")
+    assert snapshots(home, "preferences/settings") == 1
+
+
 def test_a_product_already_being_built_is_followed_not_built_twice(tmp_path):
     """A second `mesh materialize` while a first one's run is building orders/history (held at
     its compute by a fault point) follows that run to its end instead of starting another."""

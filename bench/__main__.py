@@ -48,7 +48,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="also 10,000,000 customers (about 100M orders; seeding streams): one round of the mesh "
                              "and the limit, about 15 minutes more and 20 GB of disk")
     parser.add_argument("--cloud", action="store_true",
-                        help="also each domain product at 1,000,000 customers on the AWS emulator against locally, "
+                        help="also each domain product at 1,000,000 customers on the AWS emulator against locally "
+                             "(medians of 3 rounds), "
                              "and the federation's refresh on the BigQuery emulator")
     parser.add_argument("--sandbox", action="store_true",
                         help="also the 1,000,000-customer refresh with and without the sandbox, 3 rounds each")

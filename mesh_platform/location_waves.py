@@ -15,10 +15,10 @@ import os
 
 import dagster as dg
 
-from mesh_platform import sources
 from mesh_platform.contracts import load_contract
 from mesh_platform.deployment import Settings, override_key
 from mesh_platform.engine import memory_bytes
+from mesh_platform.landing_watch import files_of
 from mesh_platform.workspace import locations
 
 
@@ -53,14 +53,10 @@ def together(names: list[str], settings: Settings) -> bool:
 
 
 def landing_bytes(location: str, settings: Settings) -> int:
-    """The bytes of every landing file of a location's sources; a source with no file counts 0
-    (its product's run says what is missing)."""
+    """The bytes of every landing file of a location's sources, as the landing sensor finds them
+    (a source with no file counts 0: its product's run says what is missing)."""
     total = 0
     for path in sorted((locations()[location].path.parent / "sources").glob("*.odcs.yaml")):
         override = settings.source_overrides.get(override_key(location, path.name.removesuffix(".odcs.yaml")))
-        try:
-            landing = sources.resolve(load_contract(path), settings.landing, override)
-        except sources.SourceError:
-            continue
-        total += sum(os.path.getsize(f) for f in landing.files)
+        total += sum(os.path.getsize(f) for f in files_of(load_contract(path), settings.landing, override))
     return total

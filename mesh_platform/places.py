@@ -29,6 +29,9 @@ class Table:
     def current(self, snapshot_id: int | None = None) -> Snapshot | None:
         return self.catalog.current(self.namespace, self.name, snapshot_id)
 
+    def head(self) -> tuple[int, dict[str, str]] | None:
+        return self.catalog.head(self.namespace, self.name)
+
     def history(self) -> list[int]:
         return self.catalog.history(self.namespace, self.name)
 

@@ -27,7 +27,7 @@ import dagster as dg
 import duckdb
 import pyarrow as pa
 
-from mesh_platform import faults, last_audit, sandbox, sources
+from mesh_platform import faults, last_audit, meanwhile, sandbox, sources
 from mesh_platform.access import AccessDenied
 from mesh_platform.cloud import CloudError, infra
 from mesh_platform.contract_versions import contract_properties
@@ -90,10 +90,10 @@ def _run_product(
     timings = {}
     apply_grants(mesh.grants(), audit_log, mesh.consumer, contract)  # the contract is the authority on who reads, from the first publish
     try:
-        previous = table.current()
+        previous = table.head()
     except CloudError as exc:  # names the endpoint
         raise dg.Failure(description=f"{label}: nothing published: {exc}") from None
-    previous_rows = int(previous.summary.get("total-records", 0)) if previous and previous.snapshot_id else None
+    previous_rows = int(previous[1].get("total-records", 0)) if previous else None
 
     try:
         landings = {
@@ -115,7 +115,8 @@ def _run_product(
     staged = table.new_data_file()
     readable = [f for landing in landings.values() for f in landing.files]
     readable += [f for granted in inputs.values() if granted.filesystem is None for f in granted.files]
-    with _scratch_folder(engine, run_id) as scratch, engine.get_connection() as con:
+    # The commit's modules load meanwhile (mesh_platform.meanwhile): joined before the commit.
+    with _scratch_folder(engine, run_id) as scratch, engine.get_connection() as con, meanwhile.importing():
         sandbox.lock(con, readable, writable=[staged.path], scratch=scratch)
         ctx = ProductContext(con, contract, spec, landings, inputs, context.log, scratch,
                              engine.bucket_budget(con))
@@ -182,7 +183,7 @@ def _run_product(
         )
     except CloudError as exc:  # names the endpoint, and what became of the publish
         raise dg.Failure(description=f"{label}: {exc}") from None
-    if previous is None or previous.snapshot_id is None:  # the table is new: its readers' cloud grants
+    if previous is None:  # the table is new: its readers' cloud grants
         try:
             granted = infra.grant_first_publish(Settings.from_env(), contract, mesh.consumer)
         except (CloudError, ValueError) as exc:

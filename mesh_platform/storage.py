@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 COMMIT_ATTEMPTS = 12
 UNREACHABLE_SECONDS = 10.0  # a database server restarting is waited for this long
 WAREHOUSE = "warehouse"
+CATALOG_NAME = "mesh"  # the local SQL catalog's name in its database (ADLS tables share the file)
 # Each commit writes a new metadata file; the table keeps this many earlier ones in its log
 # (time travel to them). Maintenance removes those that dropped out of the log.
 METADATA_VERSIONS_KEPT = 10
@@ -95,7 +96,7 @@ class Catalog:
         (self.home / WAREHOUSE).mkdir(exist_ok=True)
         return retry(
             lambda: SqlCatalog(
-                "mesh",
+                CATALOG_NAME,
                 uri=self.url,
                 warehouse=fileio.uri(WAREHOUSE),
                 **extra,
@@ -261,6 +262,18 @@ class Catalog:
     def local_path(self, location: str) -> str:
         return fileio.local_path(location, str(self.home))
 
+    def head(self, namespace: str, name: str) -> tuple[int, dict[str, str]] | None:
+        """The current snapshot's id and summary; None if it was never published. From the quick
+        read where it answers: a step asks before its query, and pyiceberg can then load while
+        the query runs (mesh_platform.meanwhile)."""
+        meta = self.quick_metadata(namespace, name)
+        if meta is None:
+            snap = self.current(namespace, name)
+            return (snap.snapshot_id, snap.summary) if snap is not None and snap.snapshot_id is not None else None
+        current = meta.get("current-snapshot-id")
+        snap = next((s for s in meta.get("snapshots", []) if s["snapshot-id"] == current), None)
+        return None if snap is None else (current, {k: v for k, v in snap.get("summary", {}).items() if k != "operation"})
+
     def quick_metadata(self, namespace: str, name: str) -> dict | None:
         """A table's current Iceberg metadata, read straight from the SQLite catalog and the
         metadata file, without pyiceberg (half a second to import: `mesh status` and every code
@@ -275,8 +288,9 @@ class Catalog:
                 if not con.execute("SELECT 1 FROM sqlite_master WHERE name = 'iceberg_tables'").fetchone():
                     return {}
                 row = con.execute(
-                    "SELECT metadata_location FROM iceberg_tables WHERE table_namespace = ? AND table_name = ?",
-                    (namespace, name),
+                    "SELECT metadata_location FROM iceberg_tables"
+                    " WHERE catalog_name = ? AND table_namespace = ? AND table_name = ?",
+                    (CATALOG_NAME, namespace, name),
                 ).fetchone()
             if row is None:
                 return {}

@@ -96,3 +96,30 @@ def test_concurrent_publishers_all_commit(tmp_path):
     with ProcessPoolExecutor(4, mp_context=multiprocessing.get_context("spawn")) as pool:
         assert sorted(pool.map(_publish_many, [(tmp_path, w) for w in range(4)])) == [0, 1, 2, 3]
     assert len(Catalog(tmp_path).history("d", "t")) == 12
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgres"])
+def test_the_head_is_the_current_snapshot_and_its_summary(tmp_path, database, request):
+    # SQLite: the quick read of the metadata file; PostgreSQL: through pyiceberg.
+    catalog = Catalog(tmp_path, request.getfixturevalue("pg_database") if database == "postgres" else None)
+    assert catalog.head("d", "t") is None
+    _publish(catalog, "d", "t", pa.table({"k": ["a", "b"]}), {}, {"mesh.run_id": "r1"})
+    second = _publish(catalog, "d", "t", pa.table({"k": ["c", "d", "e"]}), {}, {"mesh.run_id": "r2"})
+    snapshot_id, summary = catalog.head("d", "t")
+    assert snapshot_id == second.snapshot_id
+    assert summary == second.summary
+    assert (summary["total-records"], summary["mesh.run_id"]) == ("3", "r2")
+
+
+def test_the_quick_read_sees_only_the_local_catalogs_tables(tmp_path):
+    from pyiceberg.catalog.sql import SqlCatalog
+
+    # The ADLS tables' catalog lives in the same database file under another name.
+    other = SqlCatalog("mesh_adls", uri=f"sqlite:///{tmp_path / 'catalog.db'}", warehouse=f"file://{tmp_path}/adls")
+    other.create_namespace("d")
+    other.create_table("d.t", schema=pa.schema([("k", pa.string())]))
+    catalog = Catalog(tmp_path)
+    assert catalog.quick_metadata("d", "t") == {}
+    assert catalog.head("d", "t") is None
+    _publish(catalog, "d", "t", pa.table({"k": ["a"]}), {}, {"mesh.run_id": "r1"})
+    assert catalog.head("d", "t")[1]["mesh.run_id"] == "r1"

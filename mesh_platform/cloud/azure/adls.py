@@ -280,6 +280,9 @@ class AdlsCatalog(Catalog):
             **{"py-io-impl": "pyiceberg.io.fsspec.FsspecFileIO", **self.connection.fileio_properties()},
         ))
 
+    def quick_metadata(self, namespace: str, name: str) -> dict | None:
+        return None  # the metadata files are in ADLS: ask through pyiceberg
+
     def table_location(self, namespace: str, name: str) -> str:
         raise ValueError(f"{namespace}.{name}: an ADLS table's location comes from its contract's azure server")
 

@@ -1,11 +1,12 @@
 """Modules imported in a thread while the step's DuckDB query runs.
 
-A product's commit needs pyiceberg's pyarrow layer (pyarrow.dataset and pandas: about 0.6 s of
-import on this machine). A process that runs products one after another (`mesh materialize`
-at 1M customers, a run launched from the UI) would import it after its first query, with both
-cores idle but one. The query holds no GIL while DuckDB works, so the import overlaps it. The
-thread is joined before the step goes on: no thread outlives the compute, and a later fork of
-this process copies no half-done import.
+A step needs pyiceberg to read its inputs and to commit, not to read its own previous version (see
+storage.Catalog.head); its catalog and pyarrow layer (pyarrow.dataset, pandas) take 0.5-0.8 s
+to import here. A process that runs products one after another (`mesh materialize` at 1M
+customers, a run the UI launches) paid that on its first step's critical path. DuckDB holds no
+GIL while it computes, so the import overlaps the query. The thread is joined before the step
+goes on: no thread outlives the compute, and a later fork of this process copies no half-done
+import.
 """
 
 from __future__ import annotations

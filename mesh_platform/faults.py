@@ -20,9 +20,11 @@ def point(name: str) -> None:
     if os.environ.get("MESH_FAULTPOINT") != name:
         return
     ready = os.environ["MESH_FAULTPOINT_READY"]
-    with open(f"{ready}.tmp", "w") as f:
+    # A file of its own to rename: side-by-side forks reach the same point at once.
+    mine = f"{ready}.{os.getpid()}.tmp"
+    with open(mine, "w") as f:
         f.write(str(os.getpid()))
-    os.replace(f"{ready}.tmp", ready)
+    os.replace(mine, ready)
     resume = os.environ.get("MESH_FAULTPOINT_RESUME")
     if resume is None:
         time.sleep(WAIT_SECONDS)  # the test ends the process here

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mesh_platform.contracts import Contract
-from mesh_platform.storage import Catalog, DataFile, Snapshot
+from mesh_platform.storage import Catalog, DataFile, Head, Snapshot
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,7 @@ class Table:
     def current(self, snapshot_id: int | None = None) -> Snapshot | None:
         return self.catalog.current(self.namespace, self.name, snapshot_id)
 
-    def head(self) -> tuple[int, dict[str, str]] | None:
+    def head(self) -> Head | None:
         return self.catalog.head(self.namespace, self.name)
 
     def history(self) -> list[int]:

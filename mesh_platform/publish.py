@@ -93,7 +93,7 @@ def _run_product(
         previous = table.head()
     except CloudError as exc:  # names the endpoint
         raise dg.Failure(description=f"{label}: nothing published: {exc}") from None
-    previous_rows = int(previous[1].get("total-records", 0)) if previous else None
+    previous_rows = int(previous.summary.get("total-records", 0)) if previous else None
 
     try:
         landings = {

@@ -15,8 +15,8 @@ from mesh_platform import last_audit
 from mesh_platform.cloud import CloudError
 from mesh_platform.contracts import Contract, ContractError
 from mesh_platform.deployment import Settings
+from mesh_platform.places import table
 from mesh_platform.registry import location_entries
-from mesh_platform.storage import Catalog
 from mesh_platform.workspace import locations
 
 
@@ -84,20 +84,9 @@ def product_status(settings: Settings) -> list[ProductStatus]:
 
 def _current(contract: Contract, settings: Settings) -> tuple[str, int, int] | None:
     """(contract version, rows, published at in ms) of the current snapshot, or None."""
-    server = contract.server(settings.env)
-    if server.type == "bigquery":
+    if contract.server(settings.env).type == "bigquery":
         return None  # a view: no snapshot to show
-    if server.type == "local":
-        meta = Catalog(settings.home, settings.catalog_uri).quick_metadata(contract.domain, contract.name)
-        if meta is not None:
-            snap = next((s for s in meta.get("snapshots", []) if s["snapshot-id"] == meta.get("current-snapshot-id")), None)
-            if snap is None:
-                return None
-            summary = snap.get("summary", {})
-            return summary.get("mesh.contract_version", "?"), int(summary.get("total-records", 0)), snap["timestamp-ms"]
-    from mesh_platform.places import table
-
-    snap = table(contract, settings.env, settings.home, settings.catalog_uri).current()
-    if snap is None or snap.snapshot_id is None:
+    head = table(contract, settings.env, settings.home, settings.catalog_uri).head()
+    if head is None:
         return None
-    return snap.summary.get("mesh.contract_version", "?"), int(snap.summary.get("total-records", 0)), snap.timestamp_ms
+    return head.summary.get("mesh.contract_version", "?"), int(head.summary.get("total-records", 0)), head.timestamp_ms

@@ -27,7 +27,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from mesh_platform import faults, fileio
 
@@ -56,6 +56,14 @@ class Snapshot:
     summary: dict[str, str]
     arrow_schema: pa.Schema
     timestamp_ms: int | None
+
+
+class Head(NamedTuple):
+    """A product's current snapshot as a step and `mesh status` need it, without its files."""
+
+    snapshot_id: int
+    summary: dict[str, str]
+    timestamp_ms: int
 
 
 @dataclass(frozen=True)
@@ -262,17 +270,21 @@ class Catalog:
     def local_path(self, location: str) -> str:
         return fileio.local_path(location, str(self.home))
 
-    def head(self, namespace: str, name: str) -> tuple[int, dict[str, str]] | None:
-        """The current snapshot's id and summary; None if it was never published. From the quick
-        read where it answers: a step asks before its query, and pyiceberg can then load while
-        the query runs (mesh_platform.meanwhile)."""
+    def head(self, namespace: str, name: str) -> Head | None:
+        """The current snapshot; None if it was never published. From the quick read where it
+        answers: a step asks before its query, so pyiceberg can load while the query runs
+        (mesh_platform.meanwhile), and `mesh status` never loads it."""
         meta = self.quick_metadata(namespace, name)
         if meta is None:
             snap = self.current(namespace, name)
-            return (snap.snapshot_id, snap.summary) if snap is not None and snap.snapshot_id is not None else None
+            if snap is None or snap.snapshot_id is None or snap.timestamp_ms is None:
+                return None
+            return Head(snap.snapshot_id, snap.summary, snap.timestamp_ms)
         current = meta.get("current-snapshot-id")
         snap = next((s for s in meta.get("snapshots", []) if s["snapshot-id"] == current), None)
-        return None if snap is None else (current, {k: v for k, v in snap.get("summary", {}).items() if k != "operation"})
+        if snap is None:
+            return None
+        return Head(current, {k: v for k, v in snap.get("summary", {}).items() if k != "operation"}, snap["timestamp-ms"])
 
     def quick_metadata(self, namespace: str, name: str) -> dict | None:
         """A table's current Iceberg metadata, read straight from the SQLite catalog and the

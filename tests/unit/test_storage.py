@@ -105,10 +105,10 @@ def test_the_head_is_the_current_snapshot_and_its_summary(tmp_path, database, re
     assert catalog.head("d", "t") is None
     _publish(catalog, "d", "t", pa.table({"k": ["a", "b"]}), {}, {"mesh.run_id": "r1"})
     second = _publish(catalog, "d", "t", pa.table({"k": ["c", "d", "e"]}), {}, {"mesh.run_id": "r2"})
-    snapshot_id, summary = catalog.head("d", "t")
-    assert snapshot_id == second.snapshot_id
-    assert summary == second.summary
-    assert (summary["total-records"], summary["mesh.run_id"]) == ("3", "r2")
+    head = catalog.head("d", "t")
+    assert (head.snapshot_id, head.timestamp_ms) == (second.snapshot_id, second.timestamp_ms)
+    assert head.summary == second.summary
+    assert (head.summary["total-records"], head.summary["mesh.run_id"]) == ("3", "r2")
 
 
 def test_the_quick_read_sees_only_the_local_catalogs_tables(tmp_path):
@@ -122,4 +122,4 @@ def test_the_quick_read_sees_only_the_local_catalogs_tables(tmp_path):
     assert catalog.quick_metadata("d", "t") == {}
     assert catalog.head("d", "t") is None
     _publish(catalog, "d", "t", pa.table({"k": ["a"]}), {}, {"mesh.run_id": "r1"})
-    assert catalog.head("d", "t")[1]["mesh.run_id"] == "r1"
+    assert catalog.head("d", "t").summary["mesh.run_id"] == "r1"

@@ -3,8 +3,10 @@
 With MESH_FAULTPOINT=<name> (and MESH_FAULTPOINT_READY=<file>), the process reaching that point
 writes its pid to the file and waits there, so that a test can signal or kill it at exactly
 that phase. With MESH_FAULTPOINT_RESUME=<file> too, it goes on once that file exists (a test
-changes the world around the process, e.g. stops a database, then lets it continue). Without the
-variables a point costs a dictionary lookup.
+changes the world around the process, e.g. stops a database, then lets it continue). With
+MESH_FAULTPOINT_PRODUCT=<domain/name>, only that product's step stops, at a point of its publish
+(compute, write, audit, event): the others run on. Without the variables a point costs a
+dictionary lookup.
 """
 
 from __future__ import annotations
@@ -16,8 +18,10 @@ POINTS = ("compute", "write", "audit", "commit", "read-back", "event")
 WAIT_SECONDS = 120
 
 
-def point(name: str) -> None:
+def point(name: str, product: str | None = None) -> None:
     if os.environ.get("MESH_FAULTPOINT") != name:
+        return
+    if os.environ.get("MESH_FAULTPOINT_PRODUCT", product) != product:
         return
     ready = os.environ["MESH_FAULTPOINT_READY"]
     # A file of its own to rename: side-by-side forks reach the same point at once.

@@ -122,7 +122,7 @@ def _run_product(
                              engine.bucket_budget(con))
         start = time.perf_counter()
         try:
-            faults.point("compute")
+            faults.point("compute", label)
             rel = _as_relation(con, spec.fn(ctx), label)
             twice = sorted({c for c in rel.columns if rel.columns.count(c) > 1})
             if twice:
@@ -143,7 +143,7 @@ def _run_product(
         except (sources.SourceError, sandbox.SandboxViolation, UsageError) as exc:
             raise dg.Failure(description=f"{label}: nothing published: {exc}") from None
         timings["compute_s"] = time.perf_counter() - start
-        faults.point("write")
+        faults.point("write", label)
 
         start = time.perf_counter()
         written = staged.path.exists()  # not when the schema is wrong: the audit then says why
@@ -153,7 +153,7 @@ def _run_product(
             allowed = context.run.tags.get(ALLOW_DROP_TAG, "").lower() == "true"
             outcomes.append(volume_outcome(contract, rows, previous_rows, allowed))
         timings["audit_s"] = time.perf_counter() - start
-        faults.point("audit")
+        faults.point("audit", label)
 
     for outcome in outcomes:
         yield _check_result(outcome)
@@ -196,7 +196,7 @@ def _run_product(
     audit_log.append("publish", mesh.consumer, label, run_id=run_id, snapshot_id=str(snapshot.snapshot_id),
                      rows=rows, contract_version=contract.version)
     context.log.info(f"{label}: published snapshot {snapshot.snapshot_id} ({rows} rows)")
-    faults.point("event")
+    faults.point("event", label)
     yield dg.MaterializeResult(
         metadata={
             "dagster/row_count": rows,

@@ -5,9 +5,10 @@ as dbt prints it: PASS, WARN (published, a non-blocking check failed), BLOCKED (
 failed: the previous version stays current), ERROR, SKIP (an upstream did not publish).
 
 With a UI running for the home (`mesh ui`), the runs are launched through it (see
-mesh_platform.ui_launch); otherwise this process executes them. A product that another run is
-building (queued or in progress: the landing sensor's, automation's, someone's in the UI) or
-built since the refresh began is not built twice: its outcome is that run's. Without a UI, the
+mesh_platform.ui_launch), each once the products it reads have ended; otherwise this process
+executes them. A product that another run is building (queued or in progress: the landing
+sensor's, automation's, someone's in the UI) or built since the refresh began is not built twice:
+its outcome is that run's. Without a UI, the
 runs of locations that read nothing of each other's go side by side in forks of this process
 when their landing data are small (mesh_platform.location_waves, mesh_platform.side_by_side).
 """
@@ -121,23 +122,101 @@ def refresh(
     selected = {loc: plan[loc] if plan[loc] is not None else sorted(products[loc], key=lambda k: k.to_user_string())
                 for loc in order}
 
+    def others(keys: list[dg.AssetKey]) -> dict[str, list[dg.AssetKey]]:
+        """Another launcher's runs of `keys` whose outcome is theirs: run id -> its keys."""
+        found = {**runs_building(instance, keys, ENDED, run_ids=running_then),
+                 **runs_building(instance, keys, ENDED, created_after=began),
+                 **runs_building(instance, keys, IN_PROGRESS if ui else RUNNING)}
+        left = {run_id: [k for k in theirs if k.to_user_string() not in done.outcomes] for run_id, theirs in found.items()}
+        return {run_id: theirs for run_id, theirs in left.items() if theirs}
+
     def unbuilt(location: str) -> list[dg.AssetKey]:
         """The location's products to run now: those not skipped, nor built by another run."""
         keys = runnable(selected[location])
-        others = {**runs_building(instance, keys, ENDED, run_ids=running_then),
-                  **runs_building(instance, keys, ENDED, created_after=began),
-                  **runs_building(instance, keys, IN_PROGRESS if ui else RUNNING)}
-        for run_id, theirs in others.items():
-            theirs = [k for k in theirs if k.to_user_string() not in done.outcomes]
-            if theirs:
-                record(_await(run_id, theirs, instance, show, ui, note=True))
+        for run_id, theirs in others(keys).items():
+            record(_await(run_id, theirs, instance, show))
         return runnable([k for k in keys if k.to_user_string() not in done.outcomes])
 
+    def as_inputs_publish() -> None:
+        """Through a UI: each location's run is launched once the products it reads from other runs
+        have ended, not once every earlier location's run has (customer_360 need not wait for
+        customer/insights), and the runs are followed together: what runs at once is the UI
+        queue's to decide, within its concurrency limits. A location's products are looked at
+        just before its run, as in `unbuilt`: another launcher's run of them is followed instead."""
+        todo = {k for location in order for k in selected[location]}
+        waiting, examined, claimed = list(order), set(), set()
+        watches: list[_Watch] = []
+
+        def pending(keys, besides) -> bool:
+            """Whether an input of `keys` other than `besides` is in this refresh without an outcome."""
+            return any(u in todo and u not in besides and u.to_user_string() not in done.outcomes
+                       for k in keys for u in upstream[k])
+
+        try:
+            for polls in itertools.count(1):
+                launched = False
+                for location in list(waiting):
+                    keys = [k for k in selected[location] if k.to_user_string() not in done.outcomes]
+                    # Nothing in flight: locations that read each other's products (no order) go in
+                    # the order given instead of waiting for each other.
+                    busy = bool(watches) or launched
+                    if location not in examined:
+                        if busy and pending(keys, besides=keys):
+                            continue
+                        examined.add(location)
+                        for run_id, theirs in others(runnable(keys)).items():
+                            watches.append(_Watch(run_id, theirs, instance=instance, show=show, ui=ui, note=True))
+                            claimed.update(theirs)
+                    own = [k for k in keys if k not in claimed and k.to_user_string() not in done.outcomes]
+                    if busy and pending(own, besides=own):
+                        continue
+                    waiting.remove(location)
+                    if own := runnable(own):
+                        started = _launch(location, own, instance, in_process, tags, show, ui, links)
+                        if isinstance(started, list):
+                            record(started)
+                        else:
+                            watches.append(started)
+                            launched = True
+                for watch in [w for w in watches if w.ended()]:
+                    watches.remove(watch)
+                    record(watch.outcomes())
+                if not waiting and not watches:
+                    return
+                if polls % 40 == 0:  # every 10 s: a run whose worker died is marked failed, not awaited forever
+                    fail_orphaned_runs(instance)
+                time.sleep(0.25)
+        except KeyboardInterrupt:
+            stopped(watches)
+
+    def stopped(watches: list[_Watch]) -> None:
+        """After a Ctrl-C, as without a UI: the runs this refresh launched are terminated and
+        reported as they end (a second Ctrl-C leaves at once), what it did not launch is skipped."""
+        ours = [w for w in watches if not w.note]
+        for watch in ours:
+            watch.stop()
+        while ours:
+            for watch in [w for w in ours if w.ended()]:
+                ours.remove(watch)
+                record(watch.outcomes())
+            time.sleep(0.25)
+        going_on = {key: w.run_id for w in watches if w.note for key in w.follower.outcomes}
+        for location in order:
+            for key in (k.to_user_string() for k in selected[location]):
+                if key not in done.outcomes:
+                    outcome = Outcome(key, message=f"not followed: the refresh was stopped; run {going_on[key][:8]} "
+                                      "goes on building it" if key in going_on else "not run: the refresh was stopped")
+                    record([outcome])
+                    show(outcome)
+
+    if ui is not None:
+        as_inputs_publish()
+        return done
     settings = Settings.from_env()
     for wave in location_waves.waves(order, selected, upstream):
         # Forks copy only the thread that forks: a process running others (a test session's
         # servers, a caller's pool) keeps one location at a time.
-        if ui is None and threading.active_count() == 1 and location_waves.together(wave, settings):
+        if threading.active_count() == 1 and location_waves.together(wave, settings):
             ready = [(location, keys) for location in wave if (keys := unbuilt(location))]
             if len(ready) > 1:
                 with _stderr_to(log_file):
@@ -152,7 +231,7 @@ def refresh(
             if keys:
                 short_process.settle()
                 with _stderr_to(log_file):
-                    record(_run(location, keys, instance, in_process, tags, run_config, show, ui, links))
+                    record(_run(location, keys, instance, in_process, tags, run_config, show))
     return done
 
 
@@ -192,20 +271,23 @@ def _printer(console: Console, width: int) -> Callable[..., None]:
     return show
 
 
-def _run(location, keys, instance, in_process, tags, run_config, show, ui, links) -> list[Outcome]:
-    """One run of `keys`, followed from its event log while it runs."""
-    if ui is not None:
-        tags = {**run_tags(location, in_process), **tags}
-        try:
-            run_id = ui.launch(location, keys, tags)
-        except LaunchError as exc:
-            outcomes = [Outcome(k.to_user_string(), "ERROR", message=str(exc)) for k in keys]
-            for outcome in outcomes:
-                show(outcome)
-            return outcomes
-        if links:
-            show(note=f"{location}: run {run_id[:8]}, its log: {ui.run_url(run_id)}")
-        return _await(run_id, keys, instance, show, ui)
+def _launch(location, keys, instance, in_process, tags, show, ui, links) -> _Watch | list[Outcome]:
+    """A run of `keys` launched through the UI, to follow; its products' errors if it was not."""
+    tags = {**run_tags(location, in_process), **tags}
+    try:
+        run_id = ui.launch(location, keys, tags)
+    except LaunchError as exc:
+        outcomes = [Outcome(k.to_user_string(), "ERROR", message=str(exc)) for k in keys]
+        for outcome in outcomes:
+            show(outcome)
+        return outcomes
+    if links:
+        show(note=f"{location}: run {run_id[:8]}, its log: {ui.run_url(run_id)}")
+    return _Watch(run_id, keys, instance=instance, show=show, ui=ui)
+
+
+def _run(location, keys, instance, in_process, tags, run_config, show) -> list[Outcome]:
+    """One run of `keys` this process executes, followed from its event log while it runs."""
     invocation = uuid.uuid4().hex
     outcomes = {k.to_user_string(): Outcome(k.to_user_string()) for k in keys}
     follower = _Follower(instance, outcomes, show, invocation=invocation)
@@ -218,7 +300,7 @@ def _run(location, keys, instance, in_process, tags, run_config, show, ui, links
         follower.stop.set()
         thread.join()
     follower.drain()  # what the last poll missed
-    return follower.finish(instance.get_run_by_id(follower.run_id) if follower.run_id else None, ui)
+    return follower.finish(instance.get_run_by_id(follower.run_id) if follower.run_id else None, None)
 
 
 def _side_by_side(ready, instance, in_process, tags, run_config, show) -> list[list[Outcome]]:
@@ -227,7 +309,7 @@ def _side_by_side(ready, instance, in_process, tags, run_config, show) -> list[l
         importlib.import_module(module)
     short_process.settle()
     results = side_by_side.run({
-        location: functools.partial(_run, location, keys, instance, in_process, tags, run_config, show, None, False)
+        location: functools.partial(_run, location, keys, instance, in_process, tags, run_config, show)
         for location, keys in ready
     })
     if any(isinstance(r, side_by_side.JobFailed) for r in results.values()):
@@ -246,34 +328,51 @@ def _side_by_side(ready, instance, in_process, tags, run_config, show) -> list[l
     return ended
 
 
-def _await(run_id: str, keys, instance, show, ui, note: bool = False) -> list[Outcome]:
-    """Follow run `run_id` (launched through the UI, or by someone else with `note`) to its end,
-    for the outcomes of `keys`. Ctrl-C terminates a run this refresh launched."""
-    outcomes = {k.to_user_string(): Outcome(k.to_user_string()) for k in keys}
-    follower = _Follower(instance, outcomes, show, run_id=run_id)
-    run = instance.get_run_by_id(run_id)
-    if run is None:
-        raise LaunchError(f"the UI on {ui.url} launched run {run_id}, but this mesh home's Dagster instance "
-                          f"({instance.root_directory}) has no such run: that UI serves another home")
-    if note:
-        by = run.tags.get("mesh/trigger") or run.tags.get("dagster/sensor_name") or "launched elsewhere"
-        show(note=f"{', '.join(outcomes)}: built by run {run_id[:8]} ({by}) since this refresh began" if run.is_finished
-             else f"{', '.join(outcomes)}: already being built by run {run_id[:8]} ({by}); following it")
-    try:
-        for polls in itertools.count(1):
-            follower.drain()
-            run = instance.get_run_by_id(run_id)
-            if run.is_finished:
-                break
-            if polls % 40 == 0:  # every 10 s: a run whose worker died is marked failed, not awaited forever
-                fail_orphaned_runs(instance)
-            time.sleep(0.25)
-    except KeyboardInterrupt:
-        if ui is not None and not note:
-            ui.terminate(run_id)
-        raise
-    follower.drain()
-    return follower.finish(run, ui)
+class _Watch:
+    """Run `run_id` (launched through the UI, or by someone else with `note`) followed to its end
+    for the outcomes of `keys`. Stopping terminates a run this refresh launched."""
+
+    def __init__(self, run_id: str, keys, *, instance, show, ui, note: bool = False):
+        self.run_id, self.instance, self.ui, self.note = run_id, instance, ui, note
+        self.follower = _Follower(instance, {k.to_user_string(): Outcome(k.to_user_string()) for k in keys}, show,
+                                  run_id=run_id)
+        run = instance.get_run_by_id(run_id)
+        if run is None:
+            raise LaunchError(f"the UI on {ui.url} launched run {run_id}, but this mesh home's Dagster instance "
+                              f"({instance.root_directory}) has no such run: that UI serves another home")
+        if note:
+            by = run.tags.get("mesh/trigger") or run.tags.get("dagster/sensor_name") or "launched elsewhere"
+            keys = ", ".join(self.follower.outcomes)
+            show(note=f"{keys}: built by run {run_id[:8]} ({by}) since this refresh began" if run.is_finished
+                 else f"{keys}: already being built by run {run_id[:8]} ({by}); following it")
+        self.run: dg.DagsterRun | None = None
+
+    def ended(self) -> bool:
+        """Whether the run has ended, its events so far shown."""
+        self.follower.drain()
+        run = self.instance.get_run_by_id(self.run_id)
+        if run.is_finished:
+            self.follower.drain()
+            self.run = run
+        return self.run is not None
+
+    def outcomes(self) -> list[Outcome]:
+        return self.follower.finish(self.run, self.ui)
+
+    def stop(self) -> None:
+        if self.ui is not None and not self.note:
+            self.ui.terminate(self.run_id)
+
+
+def _await(run_id: str, keys, instance, show) -> list[Outcome]:
+    """The outcomes of `keys` once another launcher's run `run_id` ended (see _Watch)."""
+    watch = _Watch(run_id, keys, instance=instance, show=show, ui=None, note=True)
+    for polls in itertools.count(1):
+        if watch.ended():
+            return watch.outcomes()
+        if polls % 40 == 0:  # every 10 s: a run whose worker died is marked failed, not awaited forever
+            fail_orphaned_runs(instance)
+        time.sleep(0.25)
 
 
 class _Follower:

@@ -17,16 +17,14 @@ import psutil
 import pytest
 from conftest import ROOT
 from landing import write_landing
-from workspace.server import DagsterServer
+from workspace.server import READY_WITHIN, DagsterServer
 
 from mesh_platform.contracts import load_contract
 from mesh_platform.storage import Catalog
 
 LOCATIONS = ["customer", "federation", "orders", "preferences"]
-# Measured: GraphQL answers ~30 s after start on an idle 2-core machine, ~110 s at load 8;
-# SIGINT stops everything in ~4 s idle, 15-17 s at load 8 (dagster dev waits for its
+# Measured: SIGINT stops everything in ~4 s idle, 15-17 s at load 8 (dagster dev waits for its
 # webserver and daemon, then its code servers).
-READY_WITHIN = 180
 STOP_WITHIN = 30
 
 ASSET_GRAPH_QUERY = """

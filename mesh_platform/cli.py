@@ -130,8 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["DAGSTER_HOME"] = str(settings.dagster_home)
     return {
         "seed": lambda: _seed(settings, args.customers, args.seed),
-        "materialize": lambda: _materialize(args.locations, args.in_process, _tags(args), args.select, args.verbose),
-        "run": lambda: _materialize([args.location], args.in_process, _tags(args), None, args.verbose),
+        "materialize": lambda: _stoppable(args.locations, args.in_process, _tags(args), args.select, args.verbose),
+        "run": lambda: _stoppable([args.location], args.in_process, _tags(args), None, args.verbose),
         "maintain": lambda: _maintain(settings, args),
         "status": lambda: _status(settings, args.json),
         "new": lambda: _new(args),
@@ -333,6 +333,15 @@ def _maintain(settings: Settings, args) -> int:
     return 0
 
 
+def _stoppable(*args) -> int:
+    """`mesh materialize`: a Ctrl-C through a UI ends the refresh once its runs are terminated and
+    reported (the summary printed), then exit 1 as for any failed product, without a traceback."""
+    try:
+        return _materialize(*args)
+    except KeyboardInterrupt:
+        return 1
+
+
 def _materialize(names: list[str], in_process: bool, tags: dict[str, str], select: str | None = None,
                  verbose: bool = False) -> int:
     """The selected products of `names` (default: every location), locations in lineage order,
@@ -389,6 +398,8 @@ def _refresh(names: list[str], in_process: bool, tags: dict[str, str], select: s
         console.print(f"Dagster's log of these runs: in the UI, {ui.url}/runs")
     elif not done.ok and log_file is not None:
         console.print(f"Dagster's log of these runs: {log_file} (or -v to see it here; every run is in the UI)")
+    if done.interrupted:  # for the caller too: `mesh ui --materialize` then stops its UI
+        raise KeyboardInterrupt
     return 0 if done.ok else 1
 
 

@@ -67,6 +67,7 @@ class Outcome:
 @dataclass
 class Refresh:
     outcomes: dict[str, Outcome] = field(default_factory=dict)
+    interrupted: bool = False  # a Ctrl-C ended it (through a UI: its runs terminated and reported)
 
     def counts(self) -> dict[str, int]:
         return {s: sum(o.status == s for o in self.outcomes.values()) for s in STATUSES}
@@ -188,6 +189,7 @@ def refresh(
                 time.sleep(0.25)
         except KeyboardInterrupt:
             stopped(watches)
+            done.interrupted = True
 
     def stopped(watches: list[_Watch]) -> None:
         """After a Ctrl-C, as without a UI: the runs this refresh launched are terminated and

@@ -1,6 +1,7 @@
 """`mesh materialize` through a running UI: each location's run is launched once the products it
 reads have ended, not once every earlier location's run has, and a Ctrl-C terminates the runs it
-launched and reports them, as without a UI.
+launched and reports them, as without a UI (and `mesh ui --materialize`, `make dev`, then stops its
+UI as well).
 
 The UI's runs hold customer/insights' step at its compute until the test lets it go
 (mesh_platform.faults, for that product only); one UI serves the module.
@@ -19,6 +20,7 @@ from conftest import ROOT
 from held import MESH, mesh_env
 from landing import write_landing
 from workspace.server import READY_WITHIN, DagsterServer
+from workspace.test_ui_smoke import STOP_WITHIN, _leftovers
 
 # Beyond it the held step goes on by itself (mesh_platform.faults.WAIT_SECONDS, 120 s): a
 # customer_360 that waited for insights' run would come later than this.
@@ -104,3 +106,30 @@ def test_a_ctrl_c_terminates_the_runs_it_launched_and_reports_them(ui, tmp_path)
         resume.touch()
         if proc.poll() is None:
             proc.kill()
+
+
+def test_a_ctrl_c_while_make_dev_materializes_stops_the_ui_too(tmp_path):
+    """`mesh ui --materialize` (`make dev`) stopped while a product is still being built: the
+    refresh ends its runs, and the UI with everything it started stops as after the refresh."""
+    home = tmp_path / "mesh"
+    write_landing(home / "landing")
+    ready = tmp_path / "insights.ready"
+    dev = DagsterServer(["ui", "--materialize"], home=home, executable="mesh", env={
+        "MESH_FAULTPOINT": "compute", "MESH_FAULTPOINT_PRODUCT": "customer/insights",
+        "MESH_FAULTPOINT_READY": str(ready), "MESH_FAULTPOINT_RESUME": str(tmp_path / "never"),
+    }).start()
+    try:
+        deadline = time.monotonic() + READY_WITHIN
+        while not ready.exists():
+            assert dev.proc.poll() is None and time.monotonic() < deadline, dev.log()
+            time.sleep(0.2)
+        identities = {(p.pid, p.create_time()) for p in dev.descendants()}
+        assert dev.stop(grace=STOP_WITHIN) == 0 and not dev.killed, dev.log()
+        assert "stopping the Dagster UI and everything it started" in dev.log_path.read_text(), dev.log()
+        deadline = time.monotonic() + 10
+        while (left := _leftovers(identities, str(dev.dagster_home), str(dev.port))) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert left == [], "processes left behind:\n" + "\n".join(left) + f"\n{dev.log()}"
+    finally:
+        dev.stop()
+        dev.kill_leftovers()

@@ -19,8 +19,7 @@ import pytest
 from conftest import ROOT
 from held import MESH, mesh_env
 from landing import write_landing
-from workspace.server import READY_WITHIN, DagsterServer
-from workspace.test_ui_smoke import STOP_WITHIN, _leftovers
+from workspace.server import READY_WITHIN, STOP_WITHIN, DagsterServer, leftovers
 
 # Beyond it the held step goes on by itself (mesh_platform.faults.WAIT_SECONDS, 120 s): a
 # customer_360 that waited for insights' run would come later than this.
@@ -127,7 +126,7 @@ def test_a_ctrl_c_while_make_dev_materializes_stops_the_ui_too(tmp_path):
         assert dev.stop(grace=STOP_WITHIN) == 0 and not dev.killed, dev.log()
         assert "stopping the Dagster UI and everything it started" in dev.log_path.read_text(), dev.log()
         deadline = time.monotonic() + 10
-        while (left := _leftovers(identities, str(dev.dagster_home), str(dev.port))) and time.monotonic() < deadline:
+        while (left := leftovers(identities, str(dev.dagster_home), str(dev.port))) and time.monotonic() < deadline:
             time.sleep(0.5)
         assert left == [], "processes left behind:\n" + "\n".join(left) + f"\n{dev.log()}"
     finally:

@@ -13,19 +13,15 @@ from __future__ import annotations
 import shutil
 import time
 
-import psutil
 import pytest
 from conftest import ROOT
 from landing import write_landing
-from workspace.server import READY_WITHIN, DagsterServer
+from workspace.server import READY_WITHIN, STOP_WITHIN, DagsterServer, leftovers
 
 from mesh_platform.contracts import load_contract
 from mesh_platform.storage import Catalog
 
 LOCATIONS = ["customer", "federation", "orders", "preferences"]
-# Measured: SIGINT stops everything in ~4 s idle, 15-17 s at load 8 (dagster dev waits for its
-# webserver and daemon, then its code servers).
-STOP_WITHIN = 30
 
 ASSET_GRAPH_QUERY = """
 {
@@ -302,32 +298,8 @@ def test_sigint_stops_the_ui_and_everything_it_started(dev):
     # Children may take a moment longer than their parent to finish exiting.
     deadline = time.monotonic() + 10
     while True:
-        left = _leftovers(identities, str(dev.dagster_home), str(dev.port))
+        left = leftovers(identities, str(dev.dagster_home), str(dev.port))
         if not left or time.monotonic() > deadline:
             break
         time.sleep(0.5)
     assert left == [], "processes left behind:\n" + "\n".join(left) + f"\n{dev.log()}"
-
-
-def _leftovers(identities, dagster_home: str, port: str) -> list[str]:
-    """Processes still alive that dagster dev started: its recorded descendants, and any
-    process whose environment has our temporary DAGSTER_HOME or whose command line our port."""
-    found = []
-    for p in psutil.process_iter(["pid", "cmdline", "status", "create_time"]):
-        try:
-            if p.info["status"] == psutil.STATUS_ZOMBIE:
-                continue
-            cmdline = " ".join(p.info["cmdline"] or [])
-            ours = (p.pid, p.info["create_time"]) in identities
-            if not ours:
-                try:
-                    ours = p.environ().get("DAGSTER_HOME") == dagster_home
-                except (psutil.AccessDenied, psutil.ZombieProcess):
-                    pass
-            if not ours:
-                ours = f"-p {port}" in cmdline or f"--port {port}" in cmdline
-            if ours:
-                found.append(f"{p.pid}: {cmdline}")
-        except psutil.NoSuchProcess:
-            continue
-    return found

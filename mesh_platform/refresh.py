@@ -469,6 +469,11 @@ class _Follower:
         self.show(outcome)
 
 
+# A step a Ctrl-C or a terminate of its run ended. Whether its version was committed before the
+# stop landed, `mesh status` says.
+STOPPED = "stopped before its step ended (a Ctrl-C, or its run terminated)"
+
+
 def _key_of(step_key: str) -> str:
     return step_key.replace("__", "/")
 
@@ -481,4 +486,6 @@ def _failure_message(data) -> str:
         return data.user_failure_data.description or error.message.strip()
     while error.cause is not None and error.cls_name == "DagsterExecutionStepExecutionError":
         error = error.cause
+    if error.cls_name == "DagsterExecutionInterruptedError":  # Dagster's text names only the class
+        return STOPPED
     return f"{error.cls_name}: {error.message.strip()} (the traceback: `mesh materialize -v`, or the run in the UI)"

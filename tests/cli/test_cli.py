@@ -19,6 +19,7 @@ from conftest import ROOT
 from pyiceberg.exceptions import NoSuchTableError
 from held import Held, mesh_env
 
+from mesh_platform.refresh import STOPPED
 from mesh_platform.storage import Catalog
 
 MESH = str(Path(sys.executable).with_name("mesh"))
@@ -201,6 +202,9 @@ def test_side_by_side_runs_end_with_the_refresh_however_it_is_stopped(tmp_path, 
         assert held.proc.returncode == 1, out
         assert "Traceback" not in out
         assert {k: s for k, (s, _) in outcomes(out).items()} == {"orders/history": "ERROR", "preferences/settings": "ERROR"}
+        # Each says it was stopped, not Dagster's bare exception class.
+        assert out.count(f"\n    {STOPPED}\n") == 2, out
+        assert "DagsterExecutionInterruptedError" not in out
         assert "PASS=0 WARN=0 BLOCKED=0 ERROR=2 SKIP=0" in out
     with dg.DagsterInstance.from_config(str(home / "dagster")) as instance:
         ended = {r.job_name: r.status for r in instance.get_runs()}

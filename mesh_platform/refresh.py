@@ -154,7 +154,7 @@ def refresh(
                        for k in keys for u in upstream[k])
 
         try:
-            for polls in itertools.count(1):
+            for _ in _polling(instance):
                 launched = False
                 for location in list(waiting):
                     keys = [k for k in selected[location] if k.to_user_string() not in done.outcomes]
@@ -184,9 +184,6 @@ def refresh(
                     record(watch.outcomes())
                 if not waiting and not watches:
                     return
-                if polls % 40 == 0:  # every 10 s: a run whose worker died is marked failed, not awaited forever
-                    fail_orphaned_runs(instance)
-                time.sleep(0.25)
         except KeyboardInterrupt:
             stopped(watches)
             done.interrupted = True
@@ -197,11 +194,12 @@ def refresh(
         ours = [w for w in watches if not w.note]
         for watch in ours:
             watch.stop()
-        while ours:
+        for _ in _polling(instance):
             for watch in [w for w in ours if w.ended()]:
                 ours.remove(watch)
                 record(watch.outcomes())
-            time.sleep(0.25)
+            if not ours:
+                break
         going_on = {key: w.run_id for w in watches if w.note for key in w.follower.outcomes}
         for location in order:
             for key in (k.to_user_string() for k in selected[location]):
@@ -369,10 +367,17 @@ class _Watch:
 def _await(run_id: str, keys, instance, show) -> list[Outcome]:
     """The outcomes of `keys` once another launcher's run `run_id` ended (see _Watch)."""
     watch = _Watch(run_id, keys, instance=instance, show=show, ui=None, note=True)
-    for polls in itertools.count(1):
+    for _ in _polling(instance):
         if watch.ended():
             return watch.outcomes()
-        if polls % 40 == 0:  # every 10 s: a run whose worker died is marked failed, not awaited forever
+
+
+def _polling(instance) -> Iterator[None]:
+    """The beat of a loop following runs to their end: every 0.25 s, and every 10 s a run whose
+    worker died is marked failed, so that no loop awaits it forever."""
+    for polls in itertools.count(1):
+        yield
+        if polls % 40 == 0:
             fail_orphaned_runs(instance)
         time.sleep(0.25)
 

@@ -203,9 +203,17 @@ def _default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def leftovers(identities, dagster_home: str, port: str) -> list[str]:
-    """Processes still alive that dagster dev started: its recorded descendants, and any
+def leftovers(identities, dagster_home: str, port: str, within: float = 10) -> list[str]:
+    """Processes still alive `within` seconds after dagster dev stopped (children may take a moment
+    longer than their parent to finish exiting) that it started: its recorded descendants, and any
     process whose environment has our temporary DAGSTER_HOME or whose command line our port."""
+    deadline = time.monotonic() + within
+    while (found := _alive(identities, dagster_home, port)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return found
+
+
+def _alive(identities, dagster_home: str, port: str) -> list[str]:
     import psutil
 
     found = []

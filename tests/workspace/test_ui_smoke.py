@@ -295,11 +295,5 @@ def test_sigint_stops_the_ui_and_everything_it_started(dev):
     assert dev.stop_seconds < STOP_WITHIN
     assert code == 0, dev.log()
 
-    # Children may take a moment longer than their parent to finish exiting.
-    deadline = time.monotonic() + 10
-    while True:
-        left = leftovers(identities, str(dev.dagster_home), str(dev.port))
-        if not left or time.monotonic() > deadline:
-            break
-        time.sleep(0.5)
+    left = leftovers(identities, str(dev.dagster_home), str(dev.port))
     assert left == [], "processes left behind:\n" + "\n".join(left) + f"\n{dev.log()}"

@@ -179,6 +179,7 @@ def _read_through(landing: Path) -> None:
 def _run(system: System, landing: Path, work: Path) -> dict:
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
+    started = time.time()
     m = run_measured(
         system.command(landing, work), clean_env(**system.env(landing, work)), ROOT, work.parent / f"{system.name}.log"
     )
@@ -196,7 +197,8 @@ def _run(system: System, landing: Path, work: Path) -> dict:
     return {"wall_s": m.wall_s, "cpu_s": m.cpu_s, "peak_rss_mb": m.peak_rss_mb, "peak_tree": m.peak_tree,
             "steps": {name: info["s"] for name, info in steps.items()},
             "step_cpu_s": {name: info["cpu_s"] for name, info in steps.items() if "cpu_s" in info},
-            "step_peak_rss_mb": {name: info["peak_rss_mb"] for name, info in steps.items() if "peak_rss_mb" in info}}
+            "step_peak_rss_mb": {name: info["peak_rss_mb"] for name, info in steps.items() if "peak_rss_mb" in info},
+            **({"timeline": system.timeline(work, started, m.wall_s)} if system.timeline else {})}
 
 
 def _verify(systems: list[System], works: dict[str, Path], products) -> None:
@@ -238,7 +240,7 @@ def render(results: dict) -> str:
                 f"| {name} | {len(rs)} | {_median([r['wall_s'] for r in rs]):.1f} | {_median([r['cpu_s'] for r in rs]):.1f} "
                 f"| {_median([r['peak_rss_mb'] for r in rs]):.0f} |"
             )
-        lines += ["", *_ratios(runs), "", *_step_table(runs), ""]
+        lines += ["", *_ratios(runs), "", *_step_table(runs), "", *_timeline_table(runs)]
     if len(scales) > 1:
         small, large = scales[0], scales[-1]
         factor = int(large) / int(small)
@@ -283,6 +285,39 @@ def _step_table(runs: dict) -> list[str]:
                 cells.append(_median(values) if None not in values else None)
             lines.append(f"| {name} | {step} | " + " | ".join(
                 "-" if v is None else f"{v:.{0 if i == 2 else 2}f}" for i, v in enumerate(cells)) + " |")
+    return lines
+
+
+# Where a refresh's time goes (bench.timeline): (key, what it is), the first three adding up to the wall.
+PHASES = [
+    ("before_runs_s", "before its first run: Python, Dagster and its instance, the selection, what the forks share"),
+    ("in_runs_s", "in its runs (runs side by side counted once)"),
+    ("between_and_after_runs_s", "between its runs and after the last"),
+]
+RUN_PARTS = [
+    ("dagster_outside_steps_s", "Dagster outside the steps: run start, resources, log capture, planned events, run end"),
+    ("compute_s", "the products' computation: reading the sources, the query, writing the Parquet file"),
+    ("audit_s", "the contracts' checks"),
+    ("publish_s", "the commits: the Iceberg snapshot, the first publish's grants"),
+    ("step_platform_s", "the rest of the steps: Dagster recording their check results, log lines and materializations "
+                        "as events; the platform's grants, previous version, inputs and sandbox"),
+]
+
+
+def _timeline_table(runs: dict) -> list[str]:
+    """Where each system's refresh time went (medians), for the systems that say (the mesh's)."""
+    lines = []
+    for name, rs in runs.items():
+        if not all("timeline" in r for r in rs):
+            continue
+        med = {k: _median([r["timeline"][k] for r in rs]) for k in rs[0]["timeline"]}
+        lines += [f"Where {name}'s refresh time went (medians; from its runs' event log):", "",
+                  "| part | s |", "|---|---:|"]
+        lines += [f"| {what} | {med[key]:.2f} |" for key, what in PHASES]
+        lines += [f"| wall | {_median([r['wall_s'] for r in rs]):.2f} |", "",
+                  f"Summed over its {med['runs']:.0f} runs ({med['events']:.0f} events recorded; runs side by side "
+                  "overlap, so these can add up to more than the time in runs):", "", "| part | s |", "|---|---:|"]
+        lines += [f"| {what} | {med[key]:.2f} |" for key, what in RUN_PARTS] + [""]
     return lines
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from bench import dbt_peer
+from bench import dbt_peer, timeline
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -32,6 +32,8 @@ class System:
     database: Callable[[Path], Path] | None = None  # a DuckDB file the output expression reads
     # (landing, work) -> None: run once, unmeasured, before a scale's first round (dbt's parse)
     prepare: Callable[[Path, Path], None] | None = None
+    # (work, started epoch, wall s) -> where the run's time went (bench.timeline)
+    timeline: Callable[[Path, float, float], dict] | None = None
 
 
 def dagster_steps(dagster_home: Path) -> dict[str, dict]:
@@ -78,6 +80,7 @@ def _mesh(in_process: bool) -> System:
         },
         steps=lambda work: dagster_steps(work / "dagster"),
         output=_mesh_output,
+        timeline=lambda work, started, wall: timeline.refresh_timeline(work / "dagster", started, wall),
     )
 
 

@@ -45,15 +45,8 @@ def dagster_steps(dagster_home: Path) -> dict[str, dict]:
     kinds = {dg.DagsterEventType.STEP_START, dg.DagsterEventType.STEP_SUCCESS}
     steps: dict[str, dict] = {}
     for record in instance.get_run_records():
-        started = {}
-        for event in instance.all_logs(record.dagster_run.run_id, of_type=kinds):
-            if event.dagster_event.event_type == dg.DagsterEventType.STEP_START:
-                started[event.step_key] = event
-            else:
-                start = started[event.step_key]
-                steps[event.step_key.split("__")[-1]] = {
-                    "s": event.timestamp - start.timestamp, "pid": start.dagster_event.pid,
-                }
+        for key, start, end in timeline.step_pairs(instance.all_logs(record.dagster_run.run_id, of_type=kinds)):
+            steps[key.split("__")[-1]] = {"s": end.timestamp - start.timestamp, "pid": start.dagster_event.pid}
     instance.dispose()
     return steps
 

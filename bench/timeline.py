@@ -64,22 +64,30 @@ def refresh_timeline(dagster_home: Path, started: float, wall: float) -> dict[st
         instance.dispose()
 
 
+def step_pairs(entries) -> list[tuple[str, object, object]]:
+    """Each step in a run's event log entries: (its key, its STEP_START entry, its end's entry)."""
+    import dagster as dg
+
+    opened, pairs = {}, []
+    for entry in entries:
+        kind = entry.dagster_event.event_type if entry.dagster_event else None
+        if kind == dg.DagsterEventType.STEP_START:
+            opened[entry.step_key] = entry
+        elif kind in (dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE):
+            pairs.append((entry.step_key, opened.pop(entry.step_key), entry))
+    return pairs
+
+
 def _span(instance, record) -> RunSpan:
     import dagster as dg
 
     events = instance.all_logs(record.dagster_run.run_id)
-    opened, steps, timings = {}, [], {}
+    timings = {}
     for entry in events:
-        event = entry.dagster_event
-        if event is None:
-            continue
-        if event.event_type == dg.DagsterEventType.STEP_START:
-            opened[entry.step_key] = entry.timestamp
-        elif event.event_type in (dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE):
-            steps.append((opened.pop(entry.step_key), entry.timestamp))
-        elif event.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION:
-            metadata = event.event_specific_data.materialization.metadata
+        if entry.dagster_event and entry.dagster_event.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION:
+            metadata = entry.dagster_event.event_specific_data.materialization.metadata
             for key in PRODUCT_TIMINGS:
                 if key in metadata:
                     timings[key] = timings.get(key, 0.0) + metadata[key].value
+    steps = [(start.timestamp, end.timestamp) for _, start, end in step_pairs(events)]
     return RunSpan(record.create_timestamp.timestamp(), events[-1].timestamp, steps, len(events), timings)

@@ -2,7 +2,8 @@
 
 python -m bench.limit --landing L --out O  writes O/<product>.parquet and O/steps.json.
 Python only reads the clocks between steps (and samples the process's RSS while one runs);
-every statement is the script's own SQL.
+every statement is the script's own SQL. With --memory-limit, DuckDB is held to that much
+memory and spills to O/spill, as its tuning guide says to bound it.
 """
 
 from __future__ import annotations
@@ -33,10 +34,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.limit", description=__doc__)
     parser.add_argument("--landing", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--memory-limit", help="DuckDB's memory_limit (1800MB); unbounded by default")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     timings = {}
     con = duckdb.connect()
+    if args.memory_limit:
+        con.execute("SET memory_limit = $1", [args.memory_limit])
+        con.execute("SET temp_directory = $1", [str(args.out.resolve() / "spill")])
+        con.execute("SET preserve_insertion_order = false")
     for name, sql in steps(args.landing.resolve(), args.out.resolve()):
         with _PeakRss() as peak:
             cpu, start = _cpu_s(), time.perf_counter()

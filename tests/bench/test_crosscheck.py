@@ -1,5 +1,5 @@
-"""The benchmark's systems compute the same products: the mesh, the hand-written DuckDB limit,
-the usual pandas way and dbt, on the same small seeded landing data (the benchmark runs the
+"""The benchmark's systems compute the same products: the mesh, the hand-written DuckDB limit
+(also held to a memory bound), the usual pandas way and dbt, on the same small seeded landing data (the benchmark runs the
 same comparison at 100k and 1M customers). Also: the comparison does catch a difference, and
 the limit's SQL checks and dbt's tests do stop them on bad data.
 
@@ -21,7 +21,7 @@ import pytest
 from bench import dbt_peer
 from bench.compare import Mismatch, compare
 from bench.measure import clean_env
-from bench.systems import DBT, LIMIT, PRODUCTS, ROOT, SYSTEMS, USUAL
+from bench.systems import DBT, LIMIT, LIMIT_2GIB, PRODUCTS, ROOT, SYSTEMS, USUAL
 from mesh_platform.contracts import load_contract
 from mesh_platform.seed import generate_landing
 
@@ -47,7 +47,8 @@ def outputs(tmp_path_factory, dbt_env):
     landing = root / "landing"
     generate_landing(landing, CUSTOMERS, seed=11)
     works = {}
-    for system, extra in [(SYSTEMS["mesh_in_process"], []), (LIMIT, []), (USUAL, ["--in-process"]), (DBT, [])]:
+    for system, extra in [(SYSTEMS["mesh_in_process"], []), (LIMIT, []), (LIMIT_2GIB, []), (USUAL, ["--in-process"]),
+                          (DBT, [])]:
         work = root / system.name
         work.mkdir()
         done = _run(system.command(landing, work) + extra, system.env(landing, work))
@@ -57,14 +58,14 @@ def outputs(tmp_path_factory, dbt_env):
 
 
 def _tables(con: duckdb.DuckDBPyConnection, works: dict[str, Path], product: str) -> dict[str, str]:
-    systems = {s.name: s for s in (SYSTEMS["mesh_in_process"], LIMIT, USUAL, DBT)}
+    systems = {s.name: s for s in (SYSTEMS["mesh_in_process"], LIMIT, LIMIT_2GIB, USUAL, DBT)}
     for name, work in works.items():
         if systems[name].database and name not in {r[0] for r in con.execute("SHOW DATABASES").fetchall()}:
             con.execute(f"ATTACH '{systems[name].database(work)}' AS {name} (READ_ONLY)")
     return {name: systems[name].output(work, product) for name, work in works.items()}
 
 
-def test_the_four_systems_compute_the_same_products(outputs):
+def test_every_system_computes_the_same_products(outputs):
     landing, works = outputs
     with (landing / "customer" / "crm_export.csv").open() as f:
         customers = {row["customer_id"] for row in csv.DictReader(f)}
@@ -80,7 +81,9 @@ def test_the_four_systems_compute_the_same_products(outputs):
     }
     con = duckdb.connect()
     for product, (_, contract_path) in PRODUCTS.items():
-        rows = compare(con, load_contract(contract_path), _tables(con, works, product))
+        tables = _tables(con, works, product)
+        assert set(tables) == {"mesh_in_process", "limit", "limit_2gib", "usual", "dbt"}
+        rows = compare(con, load_contract(contract_path), tables)
         assert rows == expected_rows[product], product
 
 
@@ -112,6 +115,16 @@ def test_the_limit_stops_on_a_failed_check(outputs, tmp_path):
     done = _run([sys.executable, "-m", "bench.limit", "--landing", str(bad), "--out", str(tmp_path / "out")], {})
     assert done.returncode == 1
     assert "step profiles failed" in done.stderr and '"segment_is_known":1' in done.stderr
+    assert not (tmp_path / "out" / "profiles.parquet").exists()
+
+
+def test_the_bounded_limit_is_held_to_its_memory(outputs, tmp_path):
+    # The bound is DuckDB's own: within 1 MB the first step cannot hold its rows, and says so.
+    landing, _ = outputs
+    done = _run([sys.executable, "-m", "bench.limit", "--landing", str(landing), "--out", str(tmp_path / "out"),
+                 "--memory-limit", "1MB"], {})
+    assert done.returncode == 1
+    assert "step profiles failed: Out of Memory Error" in done.stderr
     assert not (tmp_path / "out" / "profiles.parquet").exists()
 
 

@@ -51,6 +51,20 @@ def test_each_target_is_judged_on_medians():
     }
 
 
+def test_the_ten_million_growth_is_shown_beside_the_limits_own():
+    # The limit's growth, in memory and held to the 2 GiB the mesh is allowed, is reported beside
+    # the mesh's target: the reference for what the data alone costs.
+    results = {"scales": {
+        "1000000": {"mesh": _runs(20.0), "limit": _runs(15.0, 16.0, 14.0), "limit_2gib": _runs(16.0)},
+        "10000000": {"mesh": _runs(280.0, peak=1400), "limit": _runs(165.0), "limit_2gib": _runs(240.0)},
+    }, "location_load": {"import_dagster_s": [], "orders": []}}
+    table = _table(results)
+    assert table["10,000,000: mesh time / its time at 1,000,000"] == ("14.00x", "**no**")
+    assert table["10,000,000: limit time / its time at 1,000,000"] == ("11.00x", "-")
+    assert table["10,000,000: limit_2gib time / its time at 1,000,000"] == ("15.00x", "-")
+    assert table["10,000,000: peak RSS of the mesh's refresh (process tree)"] == ("1400 MiB", "yes")
+
+
 def test_what_the_run_did_not_measure_says_so():
     # A run with no location loads (--load-rounds 0): each location's list is empty.
     results = {"scales": {"100000": {"mesh": _runs(5.0), "limit": _runs(2.0)}},
@@ -62,3 +76,4 @@ def test_what_the_run_did_not_measure_says_so():
                  "10,000,000: mesh time / its time at 1,000,000", "`mesh status`",
                  "1,000,000: a product published on the AWS emulator / locally"):
         assert table[name] == ("not measured", "-"), name
+    assert not [name for name in table if name.startswith("10,000,000: limit")]

@@ -90,7 +90,7 @@ def _limit(name: str, *bound: str) -> System:
 
 LIMIT = _limit("limit")
 # The limit held to the memory the 10M target allows the mesh (2 GiB peak): DuckDB within
-# 1800MB peaked at 2011 MiB at 10M. How its own time grows from 1M to 10M so bounded is the
+# 1800MB peaked at 2011-2028 MiB at 10M. How its own time grows from 1M to 10M so bounded is the
 # reference for the mesh's growth target.
 LIMIT_2GIB = _limit("limit_2gib", "--memory-limit", "1800MB")
 

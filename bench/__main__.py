@@ -61,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     caps = {tuple(c.split("=")[0].split("@")): int(c.split("=")[1]) for c in args.cap}
     if args.ten_million and TEN_MILLION not in scales:
         scales.append(TEN_MILLION)
-        systems += [LIMIT_2GIB] if LIMIT_2GIB not in systems else []
+        if LIMIT_2GIB not in systems:
+            systems.append(LIMIT_2GIB)
         caps.update({(s.name, str(TEN_MILLION)): int(s.name in ("mesh", "limit", LIMIT_2GIB.name)) for s in systems})
     with_dbt = any(s.name == "dbt" for s in systems)
     if with_dbt:

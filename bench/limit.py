@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.limit", description=__doc__)
     parser.add_argument("--landing", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--memory-limit", help="DuckDB's memory_limit (1800MB); unbounded by default")
+    parser.add_argument("--memory-limit", help="DuckDB's memory_limit, such as 1800MB; unbounded by default")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     timings = {}

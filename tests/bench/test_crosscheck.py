@@ -1,7 +1,7 @@
 """The benchmark's systems compute the same products: the mesh, the hand-written DuckDB limit
-(also held to a memory bound), the usual pandas way and dbt, on the same small seeded landing data (the benchmark runs the
-same comparison at 100k and 1M customers). Also: the comparison does catch a difference, and
-the limit's SQL checks and dbt's tests do stop them on bad data.
+(also held to a memory bound), the usual pandas way and dbt, on the same small seeded landing
+data (the benchmark runs the same comparison at 100k and 1M customers). Also: the comparison
+does catch a difference, and the limit's SQL checks and dbt's tests do stop them on bad data.
 
 dbt runs from its own environment (bench/dbt/.venv); the module builds it with
 `make bench-dbt-env` when it is missing (about 10 s with uv), so nothing is skipped."""

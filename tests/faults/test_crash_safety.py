@@ -88,7 +88,8 @@ class Worker:
         new = "B" if self.version == "A" else "A"
         write_landing(self.home / "landing", crm_csv=VERSIONS[new])
         ready = self.home / f"ready-{signame}-{phase}-{round_}"
-        env = self.env | {"MESH_FAULTPOINT": phase, "MESH_FAULTPOINT_READY": str(ready)}
+        # PYTHONFAULTHANDLER: a process that does not stop is made to print every thread's stack.
+        env = self.env | {"MESH_FAULTPOINT": phase, "MESH_FAULTPOINT_READY": str(ready), "PYTHONFAULTHANDLER": "1"}
         proc = subprocess.Popen(
             [MESH, "materialize", "customer", "--in-process"], env=env,
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
@@ -102,8 +103,11 @@ class Worker:
         try:
             proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
-            proc.kill()
-            pytest.fail(f"{signame} at {phase}: mesh did not stop within 60 s")
+            os.kill(proc.pid, signal.SIGABRT)
+            _, err = proc.communicate(timeout=60)
+            # An AssertionError, not pytest.fail: it reaches the test from a worker process pickled.
+            raise AssertionError(f"{signame} at {phase}: mesh did not stop within 60 s; where its threads were:\n"
+                                 + err.decode(errors="replace")[-8000:]) from None
         proc.stderr.close()
 
         catalog = Catalog(self.home)

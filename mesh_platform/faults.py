@@ -30,9 +30,9 @@ def point(name: str, product: str | None = None) -> None:
         f.write(str(os.getpid()))
     os.replace(mine, ready)
     resume = os.environ.get("MESH_FAULTPOINT_RESUME")
-    if resume is None:
-        time.sleep(WAIT_SECONDS)  # the test ends the process here
-        return
+    # The test ends the process here, or lets it go on. Short sleeps, not one long one: the
+    # kernel may hand the test's signal to another thread (the import beside the query), and
+    # the main thread runs the handler only when its sleep ends.
     deadline = time.monotonic() + WAIT_SECONDS
-    while not os.path.exists(resume) and time.monotonic() < deadline:
+    while not (resume and os.path.exists(resume)) and time.monotonic() < deadline:
         time.sleep(0.05)

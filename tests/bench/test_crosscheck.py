@@ -58,11 +58,10 @@ def outputs(tmp_path_factory, dbt_env):
 
 
 def _tables(con: duckdb.DuckDBPyConnection, works: dict[str, Path], product: str) -> dict[str, str]:
-    systems = {s.name: s for s in (SYSTEMS["mesh_in_process"], LIMIT, LIMIT_2GIB, USUAL, DBT)}
     for name, work in works.items():
-        if systems[name].database and name not in {r[0] for r in con.execute("SHOW DATABASES").fetchall()}:
-            con.execute(f"ATTACH '{systems[name].database(work)}' AS {name} (READ_ONLY)")
-    return {name: systems[name].output(work, product) for name, work in works.items()}
+        if SYSTEMS[name].database and name not in {r[0] for r in con.execute("SHOW DATABASES").fetchall()}:
+            con.execute(f"ATTACH '{SYSTEMS[name].database(work)}' AS {name} (READ_ONLY)")
+    return {name: SYSTEMS[name].output(work, product) for name, work in works.items()}
 
 
 def test_every_system_computes_the_same_products(outputs):

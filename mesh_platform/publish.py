@@ -27,7 +27,7 @@ import dagster as dg
 import duckdb
 import pyarrow as pa
 
-from mesh_platform import faults, last_audit, meanwhile, sandbox, sources
+from mesh_platform import faults, last_audit, meanwhile, sandbox, sources, stops
 from mesh_platform.access import AccessDenied
 from mesh_platform.cloud import CloudError, infra
 from mesh_platform.contract_versions import contract_properties
@@ -115,8 +115,10 @@ def _run_product(
     staged = table.new_data_file()
     readable = [f for landing in landings.values() for f in landing.files]
     readable += [f for granted in inputs.values() if granted.filesystem is None for f in granted.files]
-    # The commit's modules load meanwhile (mesh_platform.meanwhile): joined before the commit.
-    with _scratch_folder(engine, run_id) as scratch, engine.get_connection() as con, meanwhile.importing():
+    # The commit's modules load meanwhile (mesh_platform.meanwhile): joined before the commit. A
+    # stop ends the query at once, as a stop (mesh_platform.stops).
+    with (_scratch_folder(engine, run_id) as scratch, engine.get_connection() as con, stops.stoppable(con),
+          meanwhile.importing()):
         sandbox.lock(con, readable, writable=[staged.path], scratch=scratch)
         ctx = ProductContext(con, contract, spec, landings, inputs, context.log, scratch,
                              engine.bucket_budget(con))
@@ -135,6 +137,8 @@ def _run_product(
                 rel.select(", ".join(f'"{c.name}"' for c in contract.columns)).to_parquet(str(staged.path))
                 con.execute(f"CREATE VIEW {OUTPUT} AS SELECT * FROM read_parquet('{staged.path}')")
         except duckdb.Error as exc:
+            if stops.is_stop(exc):
+                raise  # not a failure to explain (which reads the landing files again): a stop
             # The chained DuckDB error is dropped: it may quote a landing row (PII).
             raise dg.Failure(
                 description=f"{label}: computing the output failed, nothing published: "

@@ -4,9 +4,9 @@ step's DuckDB work at once, and the step ends as stopped.
 DuckDB's Python client runs a signal's Python handler only when its calling thread looks for
 one, between pieces of work, and with two threads it may not look until the query ends: a step
 scanning 10^12 rows had not stopped 30 s after a Ctrl-C (tests/faults/test_stop_during_query.py),
-history at 10M customers went on for 8.5 s. And when the handler raises (Dagster's DagsterExecutionInterruptedError),
-DuckDB drops that exception for RuntimeError('Query interrupted'), which Dagster records as the
-step's failure, not as a stop.
+history at 10M customers went on for 8.5 s. And when the handler raises (Dagster's
+DagsterExecutionInterruptedError), DuckDB drops that exception for RuntimeError('Query
+interrupted'), which Dagster records as the step's failure, not as a stop.
 
 So while a step's connection is open, a thread waits on the signal wake-up socket
 (signal.set_wakeup_fd: written by the C-level handler at once, on whichever thread the kernel
@@ -18,6 +18,7 @@ DagsterExecutionInterruptedError.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import signal
@@ -77,7 +78,17 @@ def _wakeup_sockets() -> tuple[socket.socket, socket.socket]:
         read, write = socket.socketpair()
         write.setblocking(False)  # set_wakeup_fd requires it
         _sockets = (os.getpid(), read, write)
+        atexit.register(_close, read, write)
     return _sockets[1], _sockets[2]
+
+
+def _close(read: socket.socket, write: socket.socket) -> None:
+    """At the interpreter's exit, once no signal can be written to them any more."""
+    previous = signal.set_wakeup_fd(-1)
+    if previous != write.fileno():
+        signal.set_wakeup_fd(previous)  # not ours
+    read.close()
+    write.close()
 
 
 def _drain(read: socket.socket) -> None:

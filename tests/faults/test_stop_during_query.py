@@ -1,7 +1,7 @@
 """A real `mesh materialize` stopped by SIGINT or SIGTERM while its step's DuckDB query runs: in
 the product's computation, or in a quality rule of the audit. The step ends as stopped (not as
 DuckDB's "Query interrupted" failure, not as a broken rule), at once (the query would run for
-hours), and nothing is published or recorded as blocked.
+tens of minutes), and nothing is published or recorded as blocked.
 
 The orders location is a copy, in a workspace of its own (MESH_WORKSPACE), whose product or
 contract runs that query; a fault point holds the step just before it (mesh_platform.faults)."""

@@ -70,9 +70,10 @@ def stoppable(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
 
 
 def _wakeup_sockets() -> tuple[socket.socket, socket.socket]:
-    """This process's pair, made once and never closed: a handler raising in the middle of a
-    block's ending may leave the wake-up fd set to it, and a closed socket's number could be
-    reused by a file that a later signal would then write into. A fork makes its own."""
+    """This process's pair, made once and closed only as the interpreter exits: a handler raising
+    in the middle of a block's ending may leave the wake-up fd set to it, and a closed socket's
+    number could be reused by a file that a later signal would then write into. A fork makes its
+    own."""
     global _sockets
     if _sockets is None or _sockets[0] != os.getpid():
         read, write = socket.socketpair()
@@ -83,7 +84,7 @@ def _wakeup_sockets() -> tuple[socket.socket, socket.socket]:
 
 
 def _close(read: socket.socket, write: socket.socket) -> None:
-    """At the interpreter's exit, once no signal can be written to them any more."""
+    """At the interpreter's exit: the wake-up fd let go of first, so that no signal writes to them."""
     previous = signal.set_wakeup_fd(-1)
     if previous != write.fileno():
         signal.set_wakeup_fd(previous)  # not ours

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import dagster as dg
 from rich.console import Console
+from rich.text import Text
 
 from mesh_platform import location_waves, short_process, side_by_side
 from mesh_platform.deployment import Settings
@@ -263,10 +264,12 @@ def _printer(console: Console, width: int) -> Callable[..., None]:
         detail = [f"{outcome.rows:,} rows" if outcome.rows is not None else "",
                   f"{outcome.seconds:.1f}s" if outcome.seconds is not None else ""]
         line = f"  {outcome.key:<{width}}  [{STYLE[outcome.status]}]{outcome.status:<7}[/] " + "  ".join(d for d in detail if d)
-        console.print(line.rstrip(), highlight=False)
+        text = Text.from_markup(line.rstrip())
         if outcome.message:
-            console.print("    " + outcome.message.replace("\n", "\n    "), style=STYLE[outcome.status], highlight=False,
-                          markup=False)
+            text.append("\n    " + outcome.message.replace("\n", "\n    "), style=STYLE[outcome.status])
+        # One print is one write: side-by-side forks share the terminal, and a product's message
+        # must stay under its own line.
+        console.print(text, highlight=False)
 
     return show
 

@@ -18,10 +18,14 @@ forks = []
 for who in "ab":
     pid = os.fork()
     if pid == 0:
-        show = _printer(Console(highlight=False, soft_wrap=True), width=10)
-        for i in range({OUTCOMES}):
-            show(Outcome(f"{{who}}/p{{i}}", "ERROR", message=f"{{who}} {{i}} first\\n{{who}} {{i}} second"))
-        os._exit(0)
+        code = 1  # a fork that fails must not go on as its parent
+        try:
+            show = _printer(Console(highlight=False, soft_wrap=True), width=10)
+            for i in range({OUTCOMES}):
+                show(Outcome(f"{{who}}/p{{i}}", "ERROR", message=f"{{who}} {{i}} first\\n{{who}} {{i}} second"))
+            code = 0
+        finally:
+            os._exit(code)
     forks.append(pid)
 for pid in forks:
     assert os.waitpid(pid, 0)[1] == 0

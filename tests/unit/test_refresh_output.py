@@ -7,28 +7,20 @@ import sys
 
 OUTCOMES = 300  # per fork: enough writes for two forks on two cores to interleave
 
-# Two forks of one process print their outcomes to the pipe they share, as a refresh's forks
-# share its terminal (mesh_platform.side_by_side).
+# Two jobs in forks (mesh_platform.side_by_side, as a refresh runs its locations' runs) print
+# their outcomes to the pipe they share, as a refresh's forks share its terminal.
 SCRIPT = f"""
-import os
 from rich.console import Console
+from mesh_platform import side_by_side
 from mesh_platform.refresh import Outcome, _printer
 
-forks = []
-for who in "ab":
-    pid = os.fork()
-    if pid == 0:
-        code = 1  # a fork that fails must not go on as its parent
-        try:
-            show = _printer(Console(highlight=False, soft_wrap=True), width=10)
-            for i in range({OUTCOMES}):
-                show(Outcome(f"{{who}}/p{{i}}", "ERROR", message=f"{{who}} {{i}} first\\n{{who}} {{i}} second"))
-            code = 0
-        finally:
-            os._exit(code)
-    forks.append(pid)
-for pid in forks:
-    assert os.waitpid(pid, 0)[1] == 0
+def job(who):
+    show = _printer(Console(highlight=False, soft_wrap=True), width=10)
+    for i in range({OUTCOMES}):
+        show(Outcome(f"{{who}}/p{{i}}", "ERROR", message=f"{{who}} {{i}} first\\n{{who}} {{i}} second"))
+    return who
+
+assert side_by_side.run({{who: lambda who=who: job(who) for who in "ab"}}) == {{"a": "a", "b": "b"}}
 """
 
 
